@@ -1,0 +1,91 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// CheckManifest reports everything wrong with a module's manifest, in
+// words for the module's author.
+func CheckManifest(m Manifest) error {
+	var errs []error
+	if !idPattern.MatchString(m.ID) {
+		errs = append(errs, fmt.Errorf("module id %q is not valid: use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit", m.ID))
+	}
+	if len(m.Routes) == 0 {
+		errs = append(errs, errors.New("module has no routes"))
+	}
+	for _, r := range m.Routes {
+		if !strings.HasPrefix(r.Path, "/") {
+			errs = append(errs, fmt.Errorf("route %q: the path must start with '/' (it is relative to the mount point /%s/)", r.Method+" "+r.Path, m.ID))
+		}
+		if r.Realm < RealmNone || r.Realm > RealmReadWrite {
+			errs = append(errs, fmt.Errorf("route %q: unknown realm %d", r.Method+" "+r.Path, r.Realm))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Backend returns the module process to forward to, or nil while the module
+// is down (starting, restarting or failed).
+type Backend func() *Process
+
+// MountOptions configure Mount.
+type MountOptions struct {
+	MaxBody int64 // request body limit for every route; 0 means none
+	// Wrap, if set, wraps each route's handler (the host adds
+	// authentication here). It sees the route, realm included.
+	Wrap func(Route, http.Handler) http.Handler
+	// Principal returns the authenticated principal of a request.
+	Principal func(*http.Request) string
+}
+
+// Mount registers every route of m on mux under /<m.ID>, each forwarding
+// to the process backend returns. A pattern that is invalid or collides
+// with one already on mux is an error naming both; it never panics.
+func Mount(mux *http.ServeMux, m Manifest, backend Backend, opts MountOptions) error {
+	if err := CheckManifest(m); err != nil {
+		return err
+	}
+	mount := "/" + m.ID
+	var errs []error
+	for _, route := range m.Routes {
+		fo := ForwardOptions{Module: m.ID, Mount: mount, MaxBody: opts.MaxBody}
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := backend()
+			if p == nil {
+				w.Header().Set("Retry-After", "1")
+				WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("module %q is not running; try again shortly", m.ID))
+				return
+			}
+			o := fo
+			if opts.Principal != nil {
+				o.Principal = opts.Principal(r)
+			}
+			p.Forward(w, r, o)
+		})
+		if opts.Wrap != nil {
+			h = opts.Wrap(route, h)
+		}
+		if err := Handle(mux, route.Pattern(mount), h); err != nil {
+			errs = append(errs, fmt.Errorf("module %q: route %q: %w", m.ID, strings.TrimSpace(route.Method+" "+route.Path), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Handle is mux.Handle with its panics (bad pattern, conflict) as errors.
+func Handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%v", v)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
+}

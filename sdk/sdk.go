@@ -1,0 +1,98 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// Module is a module: a value that lists its routes. Routes is called once,
+// after Provision.
+type Module interface {
+	Routes() []Route
+}
+
+// Route is one HTTP route of a module.
+type Route struct {
+	// Pattern is a Go 1.22 ServeMux pattern relative to the module's mount
+	// point: "GET /{name}" is served at GET /<id>/{name}. A pattern without
+	// a method matches every method. Host names are not allowed.
+	Pattern string
+	Handler http.Handler
+	// Realm says who may call the route when the host authenticates. The
+	// zero value is ReadWrite: a route is closed unless it says otherwise.
+	Realm Realm
+	// Help is shown by the host's /help pages, in Mesos's format.
+	Help Help
+}
+
+// Realm is a route's authentication realm, as in Mesos.
+type Realm int
+
+const (
+	// ReadWrite routes need a principal allowed to change things
+	// (mesos-agent-readwrite). It is the default.
+	ReadWrite Realm = iota
+	// ReadOnly routes need a principal allowed to read
+	// (mesos-agent-readonly).
+	ReadOnly
+	// Public routes are never authenticated, like Mesos's /health.
+	Public
+)
+
+// Help is a route's help text, shown by the host at /help/<id>/<path>.
+type Help struct {
+	TLDR        string // one line
+	Description string // paragraphs; may be several lines
+}
+
+// Env is what a module learns about its host when it starts.
+type Env struct {
+	// Name is the module's name in modules.json.
+	Name string
+	// Flags holds every agent flag by name: "work_dir", "sandbox_directory",
+	// "hostname", ...
+	Flags map[string]string
+	// Params holds the module's modules.json parameters.
+	Params map[string]string
+	// WorkDir and SandboxDir are the agent's --work_dir and
+	// --sandbox_directory.
+	WorkDir, SandboxDir string
+	// DataDir is the one directory the module may write to
+	// (<work_dir>/modules/<name>); the host creates it.
+	DataDir string
+	// Logger logs into the host's log under the module's name. The
+	// standard log package is redirected to it too.
+	Logger *slog.Logger
+}
+
+// Provisioner is implemented by modules that need configuration. Provision
+// runs once, before Routes and before any request; an error stops the
+// host's start with the error's message, so say what is wrong and how to
+// fix it.
+type Provisioner interface {
+	Provision(ctx context.Context, env Env) error
+}
+
+// MetricsProvider is implemented by modules with metrics. Metrics is called
+// for each /metrics/snapshot of the host, concurrently with requests; the
+// host prefixes each name with "<id>/".
+type MetricsProvider interface {
+	Metrics() map[string]float64
+}
+
+// splitPattern splits "GET /x" into its method and path.
+func splitPattern(p string) (method, path string, err error) {
+	p = strings.TrimSpace(p)
+	method, path, found := strings.Cut(p, " ")
+	if !found {
+		method, path = "", p
+	}
+	path = strings.TrimLeft(path, " \t")
+	if !strings.HasPrefix(path, "/") {
+		return "", "", fmt.Errorf("route pattern %q: the path must start with '/' and no host may be given (patterns are relative to the module's mount point)", p)
+	}
+	return method, path, nil
+}
