@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestLoadFromFileAndProvision(t *testing.T) {
+	dir := t.TempDir()
+	desc := descriptorFile(t, dir, testmodJSON("org_execmod_Test", "id", "first", "empty", ""))
+	sandbox := t.TempDir()
+	h := startHost(t, []string{"EXECMOD_TEST_SECRET=hunter2", "MESOS_HOSTNAME=agent-7"},
+		"--modules=file://"+desc, "--sandbox_directory="+sandbox)
+
+	code, body := h.get("/testmod/env?x=1")
+	if code != 200 {
+		t.Fatalf("GET /testmod/env = %d %s", code, body)
+	}
+	env := decode(t, body)
+	flags := env["flags"].(map[string]any)
+	workDir := flags["work_dir"].(string)
+	for name, want := range map[string]string{"sandbox_directory": sandbox, "hostname": "agent-7", "port": "0", "ip": "127.0.0.1"} {
+		if flags[name] != want {
+			t.Errorf("flag %s = %v, want %q", name, flags[name], want)
+		}
+	}
+	if env["work_dir"] != workDir || env["sandbox_dir"] != sandbox {
+		t.Errorf("Env.WorkDir/SandboxDir = %v/%v, want %s/%s", env["work_dir"], env["sandbox_dir"], workDir, sandbox)
+	}
+	if want := filepath.Join(workDir, "modules", "org_execmod_Test"); env["data_dir"] != want {
+		t.Errorf("data_dir = %v, want %s", env["data_dir"], want)
+	}
+	if fi, err := os.Stat(env["data_dir"].(string)); err != nil || !fi.IsDir() {
+		t.Errorf("data dir not created: %v", err)
+	}
+	params := env["params"].(map[string]any)
+	if params["id"] != "first" || params["empty"] != "" || env["name"] != "org_execmod_Test" {
+		t.Errorf("params/name = %v %v", params, env["name"])
+	}
+	if env["path"] != "/env" || env["query"] != "x=1" {
+		t.Errorf("module saw path %v query %v, want /env x=1", env["path"], env["query"])
+	}
+	for _, kv := range env["environ"].([]any) {
+		if s := kv.(string); strings.Contains(s, "hunter2") || strings.HasPrefix(s, "MESOS_") {
+			t.Errorf("host environment leaked into the module: %s", s)
+		}
+	}
+}
+
+func TestLoadInlineAndModulesDir(t *testing.T) {
+	t.Run("inline", func(t *testing.T) {
+		h := startHost(t, nil, "--modules="+testmodJSON("inline_mod"))
+		if code, body := h.get("/testmod/pid"); code != 200 {
+			t.Fatalf("GET /testmod/pid = %d %s", code, body)
+		}
+	})
+	t.Run("modules_dir", func(t *testing.T) {
+		dir := t.TempDir()
+		// Relative "file" paths resolve against each descriptor's directory.
+		rel, err := filepath.Rel(dir, filepath.Join(bins, "hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "10-hello.json"), fmt.Appendf(nil,
+			`{"libraries":[{"file":%q,"modules":[{"name":"org_execmod_Hello","parameters":[{"key":"greeting","value":"Hi"}]}]}]}`, rel), 0o644)
+		os.WriteFile(filepath.Join(dir, "20-test.json"), []byte(testmodJSON("dir_mod")), 0o644)
+		h := startHost(t, nil, "--modules_dir="+dir)
+		if code, body := h.get("/hello/dir"); code != 200 || body != "Hi, dir!\n" {
+			t.Errorf("GET /hello/dir = %d %q", code, body)
+		}
+		if code, _ := h.get("/testmod/pid"); code != 200 {
+			t.Errorf("GET /testmod/pid = %d", code)
+		}
+	})
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	two := fmt.Sprintf(`{"libraries":[{"file":%q,"modules":[{"name":"a"},{"name":"b"}]}]}`, filepath.Join(bins, "testmodule"))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown key", []string{`--modules={"libraries":[{"fiel":"x","modules":[]}]}`},
+			[]string{"Error loading modules:", `unknown key "fiel"`}},
+		{"missing file", []string{`--modules={"libraries":[{"file":"/nonexistent/mod","modules":[{"name":"m"}]}]}`},
+			[]string{"Error loading modules:", "/nonexistent/mod"}},
+		{"provision fails", []string{"--modules=" + testmodJSON("bad", "fail", "parameter 'x' must be a number")},
+			[]string{"Error loading modules:", "parameter 'x' must be a number"}},
+		{"route conflict", []string{"--modules=" + two},
+			[]string{"Error loading modules:", "both mount /testmod/", "a (", "b ("}},
+		{"both modules flags", []string{"--modules={}", "--modules_dir=" + dir},
+			[]string{"--modules", "--modules_dir"}},
+		{"unknown flag", []string{"--prot=1"},
+			[]string{"unknown flag --prot", "modhost --help"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stderr := runHost(t, append([]string{"--port=0", "--work_dir=" + shortTemp(t)}, tc.args...)...)
+			if code != 1 {
+				t.Errorf("exit code %d, want 1; stderr:\n%s", code, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestHelpFlag(t *testing.T) {
+	code, _ := runHost(t, "--help")
+	if code != 0 {
+		t.Fatalf("--help exit code %d", code)
+	}
+}
+
+func TestServerSentEventsStreamThrough(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("sse"))
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/testmod/sse?n=3", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	r := bufio.NewReader(resp.Body)
+	for i := 1; i <= 3; i++ {
+		if i > 1 {
+			// The module sends event i only after this release: reading
+			// event i-1 first proves it was not held back in a buffer.
+			if code, body := h.do("POST", "/testmod/sse/release", nil); code != 200 {
+				t.Fatalf("release = %d %s", code, body)
+			}
+		}
+		line, err := r.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("data: event %d\n", i) {
+			t.Fatalf("event %d: %q, %v", i, line, err)
+		}
+		if blank, _ := r.ReadString('\n'); blank != "\n" {
+			t.Fatalf("event %d not terminated: %q", i, blank)
+		}
+	}
+}
+
+func TestRequestBodies(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("bodies"), "--max_request_body=1MB")
+	t.Run("streamed upload under the limit", func(t *testing.T) {
+		data := bytes.Repeat([]byte("0123456789abcdef"), 60_000) // 960,000 bytes, many chunks
+		sum := sha256.Sum256(data)
+		code, body := h.do("POST", "/testmod/sha256", bytes.NewReader(data))
+		if want := fmt.Sprintf("%s %d\n", hex.EncodeToString(sum[:]), len(data)); code != 200 || body != want {
+			t.Errorf("= %d %q, want 200 %q", code, body, want)
+		}
+	})
+	t.Run("100 MiB with Content-Length", func(t *testing.T) {
+		const size = 100 << 20
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", h.URL+"/testmod/sha256", io.LimitReader(zeros{}, size))
+		req.ContentLength = size
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 || !strings.Contains(string(body), "request body too large") {
+			t.Errorf("= %d %s, want 413", resp.StatusCode, body)
+		}
+	})
+	t.Run("chunked over the limit", func(t *testing.T) {
+		// No Content-Length: the limit is found mid-stream.
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", h.URL+"/testmod/sha256", io.NopCloser(io.LimitReader(zeros{}, 3<<20)))
+		req.ContentLength = -1
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 {
+			t.Errorf("= %d %s, want 413", resp.StatusCode, body)
+		}
+	})
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestHandlerPanicIs500AndModuleSurvives(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("panics"))
+	pid := h.modulePid()
+	code, body := h.get("/testmod/panic")
+	if code != 500 || !strings.Contains(body, "internal error") {
+		t.Errorf("GET /testmod/panic = %d %q", code, body)
+	}
+	if _, err := h.logs.wait(regexp.MustCompile(`handler panic.*test panic`), h.exited); err != nil {
+		t.Error(err)
+	}
+	if again := h.modulePid(); again != pid {
+		t.Errorf("module restarted after a handler panic: pid %d -> %d", pid, again)
+	}
+}
+
+func TestClientDisconnectCancelsHandler(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("cancel"))
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.URL+"/testmod/block", nil)
+	resp, err := http.DefaultClient.Do(req) // returns once the handler flushed its head
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	resp.Body.Close()
+	if code, body := h.get("/testmod/cancelled"); code != 200 || body != "cancelled 1\n" {
+		t.Errorf("GET /testmod/cancelled = %d %q", code, body)
+	}
+}
+
+func TestCrashRestartAndFailed(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("crashy"))
+	for crash := 1; crash <= 5; crash++ {
+		pid := h.modulePid()
+		from := h.logs.len()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, pid, "killed module")
+		if crash == 5 {
+			break
+		}
+		re := regexp.MustCompile(`module serving: .*restarts=` + strconv.Itoa(crash) + `\b`)
+		if _, err := h.logs.waitFrom(from, re, h.exited); err != nil {
+			t.Fatalf("crash %d: %v", crash, err)
+		}
+		if again := h.modulePid(); again == pid {
+			t.Fatalf("crash %d: same pid %d after restart", crash, pid)
+		}
+	}
+	if _, err := h.logs.wait(regexp.MustCompile(`module failed: not restarting`), h.exited); err != nil {
+		t.Fatal(err)
+	}
+	code, body := h.get("/testmod/pid")
+	if code != 503 || !strings.Contains(body, `"error"`) {
+		t.Errorf("GET on a failed module = %d %q, want 503 with a JSON error", code, body)
+	}
+	code, body = h.get("/state")
+	mods := decode(t, body)["modules"].([]any)
+	st := mods[0].(map[string]any)
+	if code != 200 || st["state"] != "failed" || st["restarts"] != float64(4) {
+		t.Errorf("/state module = %v", st)
+	}
+}
+
+// A killed module's routes answer 503 with a JSON error while it is down,
+// and serve again once it is back. The module's restart is held in
+// Provision (see testmodule's gate_restarts) so that "down" is a state the
+// test can observe, not a race.
+func TestCrashedModuleAnswers503UntilRestarted(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("gated", "gate_restarts", "1"))
+	gate := filepath.Join(h.WorkDir, "modules", "gated", "gate")
+	if err := unix.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pid := h.modulePid()
+	from := h.logs.len()
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.logs.waitFrom(from, regexp.MustCompile(`module crashed; restarting`), h.exited); err != nil {
+		t.Fatal(err)
+	}
+	code, body := h.get("/testmod/pid")
+	if code != 503 || decode(t, body)["error"] == nil {
+		t.Errorf("GET while the module is down = %d %q, want 503 with a JSON error", code, body)
+	}
+	code, body = h.get("/state")
+	if st := decode(t, body)["modules"].([]any)[0].(map[string]any); code != 200 || st["state"] != "restarting" {
+		t.Errorf("/state while down: %v", st)
+	}
+	f, err := os.OpenFile(gate, os.O_WRONLY, 0) // lets the restart finish Provision
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := h.logs.waitFrom(from, regexp.MustCompile(`module serving: .*restarts=1\b`), h.exited); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kill -9 to serving again: %v (including the test's own steps)", time.Since(killed))
+	if again := h.modulePid(); again == pid {
+		t.Errorf("same pid %d after restart", pid)
+	}
+}
+
+func TestHostSIGTERMStopsModulesAndTheirChildren(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("term"))
+	pid := h.modulePid()
+	code, body := h.do("POST", "/testmod/spawn", nil)
+	child, err := strconv.Atoi(strings.TrimSpace(body))
+	if code != 200 || err != nil {
+		t.Fatalf("spawn = %d %q", code, body)
+	}
+	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-h.exited
+	if ec := h.cmd.ProcessState.ExitCode(); ec != 0 {
+		t.Errorf("host exit code %d after SIGTERM, want 0", ec)
+	}
+	waitGone(t, pid, "module")
+	waitGone(t, child, "module's child")
+	if b, err := os.ReadFile(filepath.Join(h.WorkDir, "modules", "term", "closed")); err != nil || string(b) != "closed\n" {
+		t.Errorf("the module's io.Closer did not run at shutdown: %q %v", b, err)
+	}
+}
+
+func TestHostSIGKILLTakesModulesDown(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("kill"))
+	pid := h.modulePid()
+	if err := h.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-h.exited
+	waitGone(t, pid, "module of a SIGKILLed host")
+}
+
+func TestAgentEndpointsAndHelp(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("org_execmod_Test"))
+	if code, body := h.get("/health"); code != 200 || body != "" {
+		t.Errorf("/health = %d %q", code, body)
+	}
+	code, body := h.get("/flags")
+	flags := decode(t, body)["flags"].(map[string]any)
+	if code != 200 || flags["port"] != "0" || flags["work_dir"] == "" {
+		t.Errorf("/flags = %d %v", code, flags)
+	}
+	code, body = h.get("/version")
+	if code != 200 || decode(t, body)["version"] == "" {
+		t.Errorf("/version = %d %s", code, body)
+	}
+
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/help/testmod/env", nil)
+	req.Header.Set("User-Agent", "curl/8.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := "### USAGE ###\n>        /testmod/env\n\n### TL;DR; ###\nReports the module's configuration.\n"
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(md), want) {
+		t.Errorf("/help/testmod/env = %d\n%s\nwant prefix\n%s", resp.StatusCode, md, want)
+	}
+	routes := regexp.MustCompile(`route: (\S+)\s+(\S+)`)
+	var table []string
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if m := routes.FindStringSubmatch(line); m != nil {
+			table = append(table, m[1]+" "+m[2])
+		}
+	}
+	for _, want := range []string{"GET /health", "GET /testmod/env", "POST /testmod/sha256"} {
+		if !slices.Contains(table, want) {
+			t.Errorf("route table logged at start lacks %q: %v", want, table)
+		}
+	}
+}

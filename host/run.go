@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/execmod/execmod/host/internal/agent"
+	"github.com/execmod/execmod/host/internal/config"
+	"github.com/execmod/execmod/host/internal/descriptor"
+	"github.com/execmod/execmod/host/internal/supervisor"
+	"github.com/execmod/execmod/internal/wire"
+)
+
+// version is the host's version; the Makefile may set it with -ldflags.
+var version = "0.1.0"
+
+// loadError is a failure to load modules: main prints it as Mesos does,
+// "Error loading modules: ...".
+type loadError struct{ err error }
+
+func (e loadError) Error() string { return "Error loading modules: " + e.err.Error() }
+func (e loadError) Unwrap() error { return e.err }
+
+// run is the whole host: it returns when ctx is done (after draining
+// requests and stopping every module) or when start-up fails.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cfg, err := config.Parse(args, environ)
+	if errors.Is(err, config.ErrHelp) {
+		config.Usage(stdout)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w\nSee 'modhost --help' for a list of supported flags.", err)
+	}
+	log := hclog.New(&hclog.LoggerOptions{
+		Name: "modhost", Output: stderr, Level: hclog.LevelFromString(hclogLevel(cfg.LoggingLevel)),
+	})
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("work_dir: %w", err)
+	}
+
+	var flags []wire.Flag
+	for _, f := range cfg.Flags() {
+		flags = append(flags, wire.Flag{Name: f.Name, Value: f.Value})
+	}
+	modules, err := startModules(ctx, cfg, flags, environ, log)
+	if err != nil {
+		return err
+	}
+	defer stopAll(modules)
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.IP, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return err
+	}
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	mounted := make([]agent.Module, len(modules))
+	for i, m := range modules {
+		mounted[i] = m
+	}
+	srv, err := agent.New(agent.Info{
+		Version: version, StartTime: time.Now(), ID: newID(), Hostname: hostname,
+		Addr: ln.Addr().String(), Flags: flags,
+	}, mounted, agent.Options{MaxBody: cfg.MaxRequestBody})
+	if err != nil {
+		ln.Close()
+		return loadError{err}
+	}
+	for _, line := range strings.Split(strings.TrimRight(srv.Table().String(), "\n"), "\n") {
+		log.Info("route: " + line)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "modules", len(modules))
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "drain_timeout", config.FormatDuration(cfg.DrainTimeout))
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if err := hs.Shutdown(dctx); err != nil {
+		log.Warn("requests still in flight after the drain timeout; closing them", "error", err)
+		hs.Close()
+	}
+	return nil
+}
+
+// startModules loads the descriptor and starts every module concurrently.
+// If any fails, the others are stopped and the error is a loadError.
+func startModules(ctx context.Context, cfg config.Config, flags []wire.Flag, environ []string, log hclog.Logger) ([]*supervisor.Module, error) {
+	if cfg.Modules == "" && cfg.ModulesDir == "" {
+		log.Warn("no --modules or --modules_dir given: serving the agent endpoints only")
+		return nil, nil
+	}
+	wd, _ := os.Getwd()
+	var mpath []string
+	if cfg.ModulesPath != "" {
+		mpath = filepath.SplitList(cfg.ModulesPath)
+	}
+	entries, warnings, err := descriptor.Load(descriptor.Options{
+		Modules: cfg.Modules, ModulesDir: cfg.ModulesDir, ModulesPath: mpath,
+		PathEnv: getenv(environ, "PATH"), WorkingDir: wd,
+	})
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if err != nil {
+		return nil, loadError{err}
+	}
+	sc := supervisor.Config{
+		WorkDir: cfg.WorkDir, Flags: flags, LogLevel: cfg.LoggingLevel, HostVersion: version,
+		Env: moduleEnv(environ), Logger: log, StartTimeout: cfg.ModuleStartTimeout,
+	}
+	modules := make([]*supervisor.Module, len(entries))
+	errs := make([]error, len(entries))
+	var wg sync.WaitGroup
+	for i, e := range entries {
+		wg.Go(func() {
+			params := make([]wire.Param, len(e.Parameters))
+			for j, p := range e.Parameters {
+				params[j] = wire.Param{Key: p.Key, Value: p.Value}
+			}
+			modules[i], errs[i] = supervisor.Start(ctx, supervisor.Spec{
+				Name: e.Name, Path: e.Path, Params: params, Source: e.Source, Index: i,
+			}, sc)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		var started []*supervisor.Module
+		for _, m := range modules {
+			if m != nil {
+				started = append(started, m)
+			}
+		}
+		stopAll(started)
+		return nil, loadError{err}
+	}
+	return modules, nil
+}
+
+// stopAll stops modules concurrently and waits for all of them.
+func stopAll(modules []*supervisor.Module) {
+	var wg sync.WaitGroup
+	for _, m := range modules {
+		wg.Go(m.Stop)
+	}
+	wg.Wait()
+}
+
+// moduleEnv is the environment modules get: a short allowlist of the
+// host's, so that no secret of the host (MESOS_* flags, tokens) reaches a
+// module's process.
+func moduleEnv(environ []string) []string {
+	var env []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "PATH", name == "HOME", name == "USER", name == "LOGNAME", name == "LANG",
+			name == "TZ", name == "TMPDIR", strings.HasPrefix(name, "LC_"),
+			name == "GORACE": // only read by -race builds; lets tests tune it
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func getenv(environ []string, name string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+func hclogLevel(mesos string) string {
+	if mesos == "WARNING" {
+		return "warn"
+	}
+	return strings.ToLower(mesos)
+}
+
+// newID is the agent id in /state: a random UUID-like string with Mesos's
+// -S0 suffix.
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x-%x-%x-%x-%x-S0", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
