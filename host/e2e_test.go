@@ -139,6 +139,13 @@ func (h *host) get(path string) (int, string) {
 
 func (h *host) do(method, path string, body io.Reader) (int, string) {
 	h.t.Helper()
+	resp, b := h.request(method, path, body)
+	return resp.StatusCode, b
+}
+
+// request is do with the whole response (its body already read).
+func (h *host) request(method, path string, body io.Reader) (*http.Response, string) {
+	h.t.Helper()
 	req, err := http.NewRequestWithContext(h.t.Context(), method, h.URL+path, body)
 	if err != nil {
 		h.t.Fatal(err)
@@ -152,7 +159,7 @@ func (h *host) do(method, path string, body io.Reader) (int, string) {
 	if err != nil {
 		h.t.Fatalf("%s %s: reading body: %v", method, path, err)
 	}
-	return resp.StatusCode, string(b)
+	return resp, string(b)
 }
 
 // modulePid asks the test module for its pid.

@@ -260,11 +260,12 @@ func TestCrashRestartAndFailed(t *testing.T) {
 	if _, err := h.logs.wait(regexp.MustCompile(`module failed: not restarting`), h.exited); err != nil {
 		t.Fatal(err)
 	}
-	code, body := h.get("/testmod/pid")
-	if code != 503 || !strings.Contains(body, `"error"`) {
-		t.Errorf("GET on a failed module = %d %q, want 503 with a JSON error", code, body)
+	resp, body := h.request("GET", "/testmod/pid", nil)
+	if resp.StatusCode != 503 || !strings.Contains(decode(t, body)["error"].(string), "failed: it crashed 5 times") || resp.Header.Get("Retry-After") != "" {
+		t.Errorf("GET on a failed module = %d %q (Retry-After %q), want 503 saying it failed, without Retry-After",
+			resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
-	code, body = h.get("/state")
+	code, body := h.get("/state")
 	mods := decode(t, body)["modules"].([]any)
 	st := mods[0].(map[string]any)
 	if code != 200 || st["state"] != "failed" || st["restarts"] != float64(4) {
@@ -291,11 +292,12 @@ func TestCrashedModuleAnswers503UntilRestarted(t *testing.T) {
 	if _, err := h.logs.waitFrom(from, regexp.MustCompile(`module crashed; restarting`), h.exited); err != nil {
 		t.Fatal(err)
 	}
-	code, body := h.get("/testmod/pid")
-	if code != 503 || decode(t, body)["error"] == nil {
-		t.Errorf("GET while the module is down = %d %q, want 503 with a JSON error", code, body)
+	resp, body := h.request("GET", "/testmod/pid", nil)
+	if resp.StatusCode != 503 || !strings.Contains(decode(t, body)["error"].(string), "restarting") || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("GET while the module is down = %d %q (Retry-After %q), want 503 saying it restarts, with Retry-After: 1",
+			resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
-	code, body = h.get("/state")
+	code, body := h.get("/state")
 	if st := decode(t, body)["modules"].([]any)[0].(map[string]any); code != 200 || st["state"] != "restarting" {
 		t.Errorf("/state while down: %v", st)
 	}

@@ -63,7 +63,7 @@ func ServeInProcess(ctx context.Context, id string, m Module, opts InProcess) (h
 		return nil, nil, err
 	}
 	mux := http.NewServeMux()
-	err = wire.Mount(mux, man, func() *wire.Process { return proc }, wire.MountOptions{MaxBody: opts.MaxBody, Principal: opts.Principal})
+	err = wire.Mount(mux, man, func() (*wire.Process, error) { return proc, nil }, wire.MountOptions{MaxBody: opts.MaxBody, Principal: opts.Principal})
 	if err != nil {
 		proc.Stop()
 		return nil, nil, err

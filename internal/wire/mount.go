@@ -31,9 +31,13 @@ func CheckManifest(m Manifest) error {
 	return errors.Join(errs...)
 }
 
-// Backend returns the module process to forward to, or nil while the module
-// is down (starting, restarting or failed).
-type Backend func() *Process
+// Backend returns the module process to forward to or, while the module is
+// down, an error saying why: the client reads it in a 503. An error that
+// is ErrRestarting also tells the client to retry in a second.
+type Backend func() (*Process, error)
+
+// ErrRestarting classes a module that is down but coming back.
+var ErrRestarting = errors.New("restarting")
 
 // MountOptions configure Mount.
 type MountOptions struct {
@@ -57,10 +61,16 @@ func Mount(mux *http.ServeMux, m Manifest, backend Backend, opts MountOptions) e
 	for _, route := range m.Routes {
 		fo := ForwardOptions{Module: m.ID, Mount: mount, MaxBody: opts.MaxBody}
 		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p := backend()
-			if p == nil {
-				w.Header().Set("Retry-After", "1")
-				WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("module %q is not running; try again shortly", m.ID))
+			p, err := backend()
+			if p == nil || err != nil {
+				if err == nil || errors.Is(err, ErrRestarting) {
+					w.Header().Set("Retry-After", "1")
+				}
+				msg := fmt.Sprintf("module %q is not running", m.ID)
+				if err != nil {
+					msg = err.Error()
+				}
+				WriteError(w, http.StatusServiceUnavailable, msg)
 				return
 			}
 			o := fo

@@ -57,7 +57,7 @@ func serveRaw(t *testing.T, m *rawModule) http.Handler {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	if err := Mount(mux, man, func() *Process { return p }, MountOptions{}); err != nil {
+	if err := Mount(mux, man, func() (*Process, error) { return p, nil }, MountOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return mux
@@ -164,7 +164,7 @@ func TestCheckManifest(t *testing.T) {
 func TestMountReportsConflictsAsErrors(t *testing.T) {
 	mux := http.NewServeMux()
 	man := Manifest{ID: "x", Routes: []Route{{Method: "GET", Path: "/a"}, {Method: "GET", Path: "/a"}, {Method: "GET", Path: "/{bad"}}}
-	err := Mount(mux, man, func() *Process { return nil }, MountOptions{})
+	err := Mount(mux, man, func() (*Process, error) { return nil, nil }, MountOptions{})
 	if err == nil || !strings.Contains(err.Error(), "conflicts") || !strings.Contains(err.Error(), "/{bad") {
 		t.Errorf("Mount = %v", err)
 	}
@@ -172,7 +172,7 @@ func TestMountReportsConflictsAsErrors(t *testing.T) {
 
 func TestDownModuleIs503(t *testing.T) {
 	mux := http.NewServeMux()
-	if err := Mount(mux, Manifest{ID: "x", Routes: []Route{{Path: "/"}}}, func() *Process { return nil }, MountOptions{}); err != nil {
+	if err := Mount(mux, Manifest{ID: "x", Routes: []Route{{Path: "/"}}}, func() (*Process, error) { return nil, nil }, MountOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()

@@ -39,7 +39,7 @@ type Info struct {
 // the implementation, tests may mount others.
 type Module interface {
 	Manifest() wire.Manifest
-	Backend() *wire.Process
+	Backend() (*wire.Process, error)
 	Status() supervisor.Status
 }
 

@@ -20,8 +20,8 @@ type fixed struct {
 	man  wire.Manifest
 }
 
-func (f fixed) Manifest() wire.Manifest { return f.man }
-func (f fixed) Backend() *wire.Process  { return nil }
+func (f fixed) Manifest() wire.Manifest         { return f.man }
+func (f fixed) Backend() (*wire.Process, error) { return nil, nil }
 func (f fixed) Status() supervisor.Status {
 	return supervisor.Status{Name: f.name, Path: "/bin/" + f.name}
 }

@@ -272,11 +272,20 @@ func sameRoutes(a, b wire.Manifest) bool {
 // Manifest is the module's answer to its first Init.
 func (m *Module) Manifest() wire.Manifest { return m.manifest }
 
-// Backend returns the running process, or nil while the module is down.
-func (m *Module) Backend() *wire.Process {
+// Backend returns the running process or, while the module is down, why.
+func (m *Module) Backend() (*wire.Process, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.proc
+	switch {
+	case m.proc != nil:
+		return m.proc, nil
+	case m.state == Failed:
+		return nil, fmt.Errorf("module %q failed: it crashed %d times within %s and is not restarted (last error: %s); see the host's log", m.manifest.ID, len(m.crashes), m.cfg.CrashWindow, m.lastError)
+	case m.state == Stopped:
+		return nil, fmt.Errorf("module %q is stopped: the host is shutting down", m.manifest.ID)
+	default:
+		return nil, fmt.Errorf("module %q is %w after a crash; retry in a second", m.manifest.ID, wire.ErrRestarting)
+	}
 }
 
 // Status returns a snapshot of the module.
@@ -295,9 +304,9 @@ func (m *Module) Status() Status {
 
 // Metrics returns the module's metrics, or an error if it is down.
 func (m *Module) Metrics(ctx context.Context) (map[string]float64, error) {
-	p := m.Backend()
-	if p == nil {
-		return nil, wire.ErrModuleDown
+	p, err := m.Backend()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", wire.ErrModuleDown, err)
 	}
 	return p.Metrics(ctx)
 }
