@@ -1,0 +1,46 @@
+package execmod
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/execmod/execmod"
+
+// TestDependencyDirection keeps the layout's rules: transport stays in
+// internal/wire; nothing imports the host; modules and examples reach the
+// protocol only through the SDK.
+func TestDependencyDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	transport := []string{"github.com/hashicorp/go-plugin", "google.golang.org/grpc", mod + "/proto/module/v1", "github.com/gogo/protobuf"}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, imports := fields[0], fields[1:]
+		for _, imp := range imports {
+			switch {
+			case hasPrefix(imp, transport...) && !hasPrefix(pkg, mod+"/internal/wire", mod+"/proto"):
+				t.Errorf("%s imports %s: only internal/wire may know the transport", pkg, imp)
+			case hasPrefix(imp, mod+"/host") && !hasPrefix(pkg, mod+"/host"):
+				t.Errorf("%s imports %s: nothing imports the host", pkg, imp)
+			case hasPrefix(imp, mod+"/internal/wire") && hasPrefix(pkg, mod+"/examples", mod+"/module"):
+				t.Errorf("%s imports %s: modules use the sdk, not the wire", pkg, imp)
+			case hasPrefix(imp, mod+"/sdk") && hasPrefix(pkg, mod+"/internal", mod+"/host") && !hasPrefix(pkg, mod+"/host/internal/testmodule"):
+				t.Errorf("%s imports %s: the sdk sits above the wire and beside the host", pkg, imp)
+			}
+		}
+	}
+}
+
+// hasPrefix reports whether path is one of the packages or below one.
+func hasPrefix(path string, roots ...string) bool {
+	for _, r := range roots {
+		if path == r || strings.HasPrefix(path, r+"/") {
+			return true
+		}
+	}
+	return false
+}
