@@ -1,0 +1,54 @@
+# execmod: the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     := $(CURDIR)/bin
+RUNDIR  := $(CURDIR)/.run
+PORT    ?= 5051
+
+# Every module and example with a main package, built into bin/.
+MODULES := $(sort $(dir $(wildcard examples/*/main.go module/*/main.go)))
+
+.PHONY: all build run test check proto bench fuzz clean
+
+all: build
+
+## build: all binaries into bin/ (bin/modhost, every module, every example)
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/modhost ./host
+	$(GO) build -o $(BIN)/ $(addprefix ./,$(MODULES))
+
+## run: build and run the host with the root modules.json on 127.0.0.1:$(PORT)
+run: build
+	@mkdir -p $(RUNDIR)/work
+	$(BIN)/modhost --ip=127.0.0.1 --port=$(PORT) --work_dir=$(RUNDIR)/work \
+		--sandbox_directory=$(RUNDIR)/sandbox --modules=file://$(CURDIR)/modules.json
+
+## test: build and run every test with the race detector
+test: build
+	$(GO) test -race -timeout 20m ./...
+
+## check: formatting, vet, and generated code up to date
+check:
+	@out=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@scripts/proto.sh && git diff --exit-code -- proto || { echo "generated code is stale: run make proto and commit"; exit 1; }
+
+## proto: regenerate protobuf code (installs protoc and the pinned generator)
+proto:
+	scripts/proto.sh
+
+## bench: the benchmark report (ratios against floors measured in the same run)
+bench:
+	$(GO) run ./bench
+
+## fuzz: run every fuzz target for a bounded time
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf $(BIN) $(RUNDIR)

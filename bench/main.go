@@ -1,0 +1,256 @@
+// Command bench prints execmod's benchmark report: each figure next to a
+// floor measured in the same run, the ratio between them, and whether the
+// target is met. Run it with `make bench`; it builds what it measures.
+//
+// Figures:
+//
+//	forwarding  per-request latency of GET /hello/{name} through bin/modhost
+//	            and the hello module process, against the same handler
+//	            served by an HTTP server inside this process; target: at
+//	            most 300µs added at the median.
+//	restart     a module killed with SIGKILL until it serves again, against
+//	            the host's and module's cold start; target: under a second.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dir, err := os.MkdirTemp("", "execmod-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for name, pkg := range map[string]string{"modhost": "./host", "hello": "./examples/hello"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("build %s: %w", pkg, err)
+		}
+	}
+	fmt.Printf("execmod benchmark report (%s)\n\n", time.Now().UTC().Format(time.RFC3339))
+	if err := forwarding(dir); err != nil {
+		return err
+	}
+	return restart(dir)
+}
+
+const requests = 5000
+
+func forwarding(dir string) error {
+	// Floor: the hello handler served in-process.
+	direct := http.NewServeMux()
+	direct.HandleFunc("GET /hello/{name}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s, %s!\n", "Hello", r.PathValue("name"))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: direct}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	h, url, err := startHost(dir)
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+
+	floor, err := latencies("http://"+ln.Addr().String()+"/hello/bench", requests)
+	if err != nil {
+		return err
+	}
+	fwd, err := latencies(url+"/hello/bench", requests)
+	if err != nil {
+		return err
+	}
+	added := median(fwd) - median(floor)
+	const target = 300 * time.Microsecond
+	fmt.Printf("%-44s %10s  floor %10s  %6.2fx  added %8s (target <= %s)  %s\n",
+		"forwarding: GET through module, p50", round(median(fwd)), round(median(floor)),
+		float64(median(fwd))/float64(median(floor)), round(added), target, verdict(added <= target))
+	fmt.Printf("%-44s %10s  floor %10s  %6.2fx\n", "forwarding: p90", round(pct(fwd, 90)), round(pct(floor, 90)),
+		float64(pct(fwd, 90))/float64(pct(floor, 90)))
+	fmt.Printf("%-44s %10s  floor %10s  %6.2fx\n", "forwarding: p99", round(pct(fwd, 99)), round(pct(floor, 99)),
+		float64(pct(fwd, 99))/float64(pct(floor, 99)))
+	return nil
+}
+
+// restart measures how long a module killed with SIGKILL takes to serve
+// again, against the floor of starting it in the first place (host start
+// to the module's first "module serving" line). Each host allows four
+// restarts before the fifth crash in a minute marks the module failed, so
+// the samples come from several hosts.
+func restart(dir string) error {
+	serving := regexp.MustCompile(`module serving: id=hello pid=(\d+) restarts=(\d+)`)
+	var starts, restarts []time.Duration
+	for range 5 {
+		began := time.Now()
+		h, _, err := startHost(dir)
+		if err != nil {
+			return err
+		}
+		starts = append(starts, time.Since(began)) // the module serves before the host listens
+		pid := h.firstPid
+		for i := 1; i <= 4; i++ {
+			killed := time.Now()
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				h.stop()
+				return err
+			}
+			m, err := h.wait(serving)
+			if err != nil {
+				h.stop()
+				return err
+			}
+			restarts = append(restarts, time.Since(killed))
+			pid, _ = strconv.Atoi(m[1])
+		}
+		h.stop()
+	}
+	slices.Sort(starts)
+	slices.Sort(restarts)
+	const target = time.Second
+	fmt.Printf("%-44s %10s  floor %10s  %6.2fx  (target < %s)  %s\n",
+		"restart: kill -9 to serving again, p50", round(median(restarts)), round(median(starts)),
+		float64(median(restarts))/float64(median(starts)), target, verdict(pct(restarts, 100) < target))
+	fmt.Printf("%-44s %10s  (%d restarts; floor: host and module cold start)\n", "restart: max", round(pct(restarts, 100)), len(restarts))
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT MET"
+}
+
+func round(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+
+// latencies times n sequential keep-alive GETs after a warm-up.
+func latencies(url string, n int) ([]time.Duration, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	get := func() error {
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return err
+	}
+	for range n / 10 {
+		if err := get(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]time.Duration, n)
+	for i := range out {
+		start := time.Now()
+		if err := get(); err != nil {
+			return nil, err
+		}
+		out[i] = time.Since(start)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func median(d []time.Duration) time.Duration { return pct(d, 50) }
+
+func pct(sorted []time.Duration, p int) time.Duration { return sorted[(len(sorted)-1)*p/100] }
+
+// benchHost is a running bin/modhost whose log lines the bench reads.
+type benchHost struct {
+	cmd      *exec.Cmd
+	lines    chan string
+	work     string
+	firstPid int // the module's pid at start
+}
+
+// startHost runs bin/modhost with the hello module on a free port and
+// returns once it logs that it is listening.
+func startHost(dir string) (*benchHost, string, error) {
+	work, err := os.MkdirTemp("", "mhb")
+	if err != nil {
+		return nil, "", err
+	}
+	desc := fmt.Sprintf(`{"libraries":[{"file":%q,"modules":[{"name":"org_execmod_Hello"}]}]}`, filepath.Join(dir, "hello"))
+	cmd := exec.Command(filepath.Join(dir, "modhost"), "--port=0", "--work_dir="+work, "--modules="+desc)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	h := &benchHost{cmd: cmd, lines: make(chan string, 1024), work: work}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case h.lines <- sc.Text():
+			default: // nobody is waiting for this line; never block the host
+			}
+		}
+		close(h.lines)
+	}()
+	m, err := h.wait(regexp.MustCompile(`module serving: id=hello pid=(\d+)`))
+	if err == nil {
+		h.firstPid, _ = strconv.Atoi(m[1])
+		m, err = h.wait(regexp.MustCompile(`listening: addr=(\S+)`))
+	}
+	if err != nil {
+		h.stop()
+		return nil, "", err
+	}
+	return h, "http://" + m[1], nil
+}
+
+// wait reads log lines until one matches re.
+func (h *benchHost) wait(re *regexp.Regexp) ([]string, error) {
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case line, ok := <-h.lines:
+			if !ok {
+				return nil, fmt.Errorf("host exited before logging %q", re)
+			}
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m, nil
+			}
+		case <-timeout:
+			return nil, fmt.Errorf("no log line %q within a minute", re)
+		}
+	}
+}
+
+func (h *benchHost) stop() {
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	_ = h.cmd.Wait()
+	os.RemoveAll(h.work)
+}
