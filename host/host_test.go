@@ -29,6 +29,17 @@ func TestLoadFromFileAndProvision(t *testing.T) {
 	h := startHost(t, []string{"EXECMOD_TEST_SECRET=hunter2", "MESOS_HOSTNAME=agent-7"},
 		"--modules=file://"+desc, "--sandbox_directory="+sandbox)
 
+	// The module's logs (its slog Logger and the standard log package)
+	// are in the host's log under the module's name, at their level.
+	for _, re := range []string{
+		`\[INFO\]  modhost\.org_execmod_Test: provisioned: work_dir=/`,
+		`\[INFO\]  modhost\.org_execmod_Test: provisioned with \d+ flags`,
+	} {
+		if _, err := h.logs.wait(regexp.MustCompile(re), h.exited); err != nil {
+			t.Errorf("module log line %s: %v", re, err)
+		}
+	}
+
 	code, body := h.get("/testmod/env?x=1")
 	if code != 200 {
 		t.Fatalf("GET /testmod/env = %d %s", code, body)
