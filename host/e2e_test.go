@@ -20,12 +20,17 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/execmod/execmod/internal/wire"
 )
 
 // bins holds the binaries TestMain builds: modhost, testmodule, hello.
 var bins string
 
 func TestMain(m *testing.M) {
+	if exe := os.Getenv("EXECMOD_TEST_ORPHAN"); exe != "" {
+		os.Exit(orphan(exe))
+	}
 	os.Exit(func() int {
 		dir, err := os.MkdirTemp("", "execmod-e2e-")
 		if err != nil {
@@ -50,6 +55,29 @@ func TestMain(m *testing.M) {
 // other goroutines report), which would otherwise add a second to every
 // host and module stop. Races are still reported, and fail the test.
 const raceEnv = "GORACE=atexit_sleep_ms=0"
+
+// orphan is the test binary impersonating a host that dies without
+// killing its module: it starts the module as a host would (but without
+// Pdeathsig), waits for the go-plugin handshake line, prints the module's
+// pid and exits.
+func orphan(exe string) int {
+	cmd := exec.Command(exe)
+	cmd.Env = []string{wire.Handshake.MagicCookieKey + "=" + wire.Handshake.MagicCookieValue,
+		"PLUGIN_PROTOCOL_VERSIONS=" + strconv.Itoa(wire.ProtocolVersion), raceEnv}
+	out, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err == nil {
+		_, err = bufio.NewReader(out).ReadString('\n')
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "orphan:", err)
+		return 1
+	}
+	fmt.Println(cmd.Process.Pid)
+	return 0
+}
 
 // host is a running bin/modhost.
 type host struct {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -346,6 +347,20 @@ func TestHostSIGTERMStopsModulesAndTheirChildren(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(h.WorkDir, "modules", "term", "closed")); err != nil || string(b) != "closed\n" {
 		t.Errorf("the module's io.Closer did not run at shutdown: %q %v", b, err)
 	}
+}
+
+// A module whose host is gone exits by itself, even without the Pdeathsig
+// the host sets: the SDK watches its parent.
+func TestModuleExitsWhenOrphaned(t *testing.T) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), raceEnv, "EXECMOD_TEST_ORPHAN="+filepath.Join(bins, "testmodule"))
+	out, err := cmd.Output()
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || perr != nil {
+		t.Fatalf("starting an orphaned module: %v %q", err, out)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	waitGone(t, pid, "orphaned module")
 }
 
 func TestHostSIGKILLTakesModulesDown(t *testing.T) {
