@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/execmod/execmod/internal/hosttest"
 )
 
 func TestLoadFromFileAndProvision(t *testing.T) {
@@ -36,16 +38,16 @@ func TestLoadFromFileAndProvision(t *testing.T) {
 		`\[INFO\]  modhost\.org_execmod_Test: provisioned: work_dir=/`,
 		`\[INFO\]  modhost\.org_execmod_Test: provisioned with \d+ flags`,
 	} {
-		if _, err := h.logs.wait(regexp.MustCompile(re), h.exited); err != nil {
+		if _, err := h.Logs.Wait(regexp.MustCompile(re), h.Exited); err != nil {
 			t.Errorf("module log line %s: %v", re, err)
 		}
 	}
 
-	code, body := h.get("/testmod/env?x=1")
+	code, body := h.Get("/testmod/env?x=1")
 	if code != 200 {
 		t.Fatalf("GET /testmod/env = %d %s", code, body)
 	}
-	env := decode(t, body)
+	env := hosttest.Decode(t, body)
 	flags := env["flags"].(map[string]any)
 	workDir := flags["work_dir"].(string)
 	for name, want := range map[string]string{"sandbox_directory": sandbox, "hostname": "agent-7", "port": "0", "ip": "127.0.0.1"} {
@@ -79,7 +81,7 @@ func TestLoadFromFileAndProvision(t *testing.T) {
 func TestLoadInlineAndModulesDir(t *testing.T) {
 	t.Run("inline", func(t *testing.T) {
 		h := startHost(t, nil, "--modules="+testmodJSON("inline_mod"))
-		if code, body := h.get("/testmod/pid"); code != 200 {
+		if code, body := h.Get("/testmod/pid"); code != 200 {
 			t.Fatalf("GET /testmod/pid = %d %s", code, body)
 		}
 	})
@@ -94,10 +96,10 @@ func TestLoadInlineAndModulesDir(t *testing.T) {
 			`{"libraries":[{"file":%q,"modules":[{"name":"org_execmod_Hello","parameters":[{"key":"greeting","value":"Hi"}]}]}]}`, rel), 0o644)
 		os.WriteFile(filepath.Join(dir, "20-test.json"), []byte(testmodJSON("dir_mod")), 0o644)
 		h := startHost(t, nil, "--modules_dir="+dir)
-		if code, body := h.get("/hello/dir"); code != 200 || body != "Hi, dir!\n" {
+		if code, body := h.Get("/hello/dir"); code != 200 || body != "Hi, dir!\n" {
 			t.Errorf("GET /hello/dir = %d %q", code, body)
 		}
-		if code, _ := h.get("/testmod/pid"); code != 200 {
+		if code, _ := h.Get("/testmod/pid"); code != 200 {
 			t.Errorf("GET /testmod/pid = %d", code)
 		}
 	})
@@ -125,7 +127,7 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"unknown flag --prot", "modhost --help"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stderr := runHost(t, append([]string{"--port=0", "--work_dir=" + shortTemp(t)}, tc.args...)...)
+			code, stderr := runHost(t, append([]string{"--port=0", "--work_dir=" + hosttest.ShortTemp(t)}, tc.args...)...)
 			if code != 1 {
 				t.Errorf("exit code %d, want 1; stderr:\n%s", code, stderr)
 			}
@@ -161,7 +163,7 @@ func TestServerSentEventsStreamThrough(t *testing.T) {
 		if i > 1 {
 			// The module sends event i only after this release: reading
 			// event i-1 first proves it was not held back in a buffer.
-			if code, body := h.do("POST", "/testmod/sse/release", nil); code != 200 {
+			if code, body := h.Do("POST", "/testmod/sse/release", nil); code != 200 {
 				t.Fatalf("release = %d %s", code, body)
 			}
 		}
@@ -180,7 +182,7 @@ func TestRequestBodies(t *testing.T) {
 	t.Run("streamed upload under the limit", func(t *testing.T) {
 		data := bytes.Repeat([]byte("0123456789abcdef"), 60_000) // 960,000 bytes, many chunks
 		sum := sha256.Sum256(data)
-		code, body := h.do("POST", "/testmod/sha256", bytes.NewReader(data))
+		code, body := h.Do("POST", "/testmod/sha256", bytes.NewReader(data))
 		if want := fmt.Sprintf("%s %d\n", hex.EncodeToString(sum[:]), len(data)); code != 200 || body != want {
 			t.Errorf("= %d %q, want 200 %q", code, body, want)
 		}
@@ -221,15 +223,15 @@ func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 func TestHandlerPanicIs500AndModuleSurvives(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("panics"))
-	pid := h.modulePid()
-	code, body := h.get("/testmod/panic")
+	pid := modulePid(h)
+	code, body := h.Get("/testmod/panic")
 	if code != 500 || !strings.Contains(body, "internal error") {
 		t.Errorf("GET /testmod/panic = %d %q", code, body)
 	}
-	if _, err := h.logs.wait(regexp.MustCompile(`handler panic.*test panic`), h.exited); err != nil {
+	if _, err := h.Logs.Wait(regexp.MustCompile(`handler panic.*test panic`), h.Exited); err != nil {
 		t.Error(err)
 	}
-	if again := h.modulePid(); again != pid {
+	if again := modulePid(h); again != pid {
 		t.Errorf("module restarted after a handler panic: pid %d -> %d", pid, again)
 	}
 }
@@ -244,7 +246,7 @@ func TestClientDisconnectCancelsHandler(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
-	if code, body := h.get("/testmod/cancelled"); code != 200 || body != "cancelled 1\n" {
+	if code, body := h.Get("/testmod/cancelled"); code != 200 || body != "cancelled 1\n" {
 		t.Errorf("GET /testmod/cancelled = %d %q", code, body)
 	}
 }
@@ -252,33 +254,33 @@ func TestClientDisconnectCancelsHandler(t *testing.T) {
 func TestCrashRestartAndFailed(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("crashy"))
 	for crash := 1; crash <= 5; crash++ {
-		pid := h.modulePid()
-		from := h.logs.len()
+		pid := modulePid(h)
+		from := h.Logs.Len()
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		waitGone(t, pid, "killed module")
+		hosttest.WaitGone(t, pid, "killed module")
 		if crash == 5 {
 			break
 		}
 		re := regexp.MustCompile(`module serving: .*restarts=` + strconv.Itoa(crash) + `\b`)
-		if _, err := h.logs.waitFrom(from, re, h.exited); err != nil {
+		if _, err := h.Logs.WaitFrom(from, re, h.Exited); err != nil {
 			t.Fatalf("crash %d: %v", crash, err)
 		}
-		if again := h.modulePid(); again == pid {
+		if again := modulePid(h); again == pid {
 			t.Fatalf("crash %d: same pid %d after restart", crash, pid)
 		}
 	}
-	if _, err := h.logs.wait(regexp.MustCompile(`module failed: not restarting`), h.exited); err != nil {
+	if _, err := h.Logs.Wait(regexp.MustCompile(`module failed: not restarting`), h.Exited); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := h.request("GET", "/testmod/pid", nil)
-	if resp.StatusCode != 503 || !strings.Contains(decode(t, body)["error"].(string), "failed: it crashed 5 times") || resp.Header.Get("Retry-After") != "" {
+	resp, body := h.Request("GET", "/testmod/pid", nil)
+	if resp.StatusCode != 503 || !strings.Contains(hosttest.Decode(t, body)["error"].(string), "failed: it crashed 5 times") || resp.Header.Get("Retry-After") != "" {
 		t.Errorf("GET on a failed module = %d %q (Retry-After %q), want 503 saying it failed, without Retry-After",
 			resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
-	code, body := h.get("/state")
-	mods := decode(t, body)["modules"].([]any)
+	code, body := h.Get("/state")
+	mods := hosttest.Decode(t, body)["modules"].([]any)
 	st := mods[0].(map[string]any)
 	if code != 200 || st["state"] != "failed" || st["restarts"] != float64(4) {
 		t.Errorf("/state module = %v", st)
@@ -295,22 +297,22 @@ func TestCrashedModuleAnswers503UntilRestarted(t *testing.T) {
 	if err := unix.Mkfifo(gate, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pid := h.modulePid()
-	from := h.logs.len()
+	pid := modulePid(h)
+	from := h.Logs.Len()
 	killed := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.logs.waitFrom(from, regexp.MustCompile(`module crashed; restarting`), h.exited); err != nil {
+	if _, err := h.Logs.WaitFrom(from, regexp.MustCompile(`module crashed; restarting`), h.Exited); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := h.request("GET", "/testmod/pid", nil)
-	if resp.StatusCode != 503 || !strings.Contains(decode(t, body)["error"].(string), "restarting") || resp.Header.Get("Retry-After") != "1" {
+	resp, body := h.Request("GET", "/testmod/pid", nil)
+	if resp.StatusCode != 503 || !strings.Contains(hosttest.Decode(t, body)["error"].(string), "restarting") || resp.Header.Get("Retry-After") != "1" {
 		t.Errorf("GET while the module is down = %d %q (Retry-After %q), want 503 saying it restarts, with Retry-After: 1",
 			resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
-	code, body := h.get("/state")
-	if st := decode(t, body)["modules"].([]any)[0].(map[string]any); code != 200 || st["state"] != "restarting" {
+	code, body := h.Get("/state")
+	if st := hosttest.Decode(t, body)["modules"].([]any)[0].(map[string]any); code != 200 || st["state"] != "restarting" {
 		t.Errorf("/state while down: %v", st)
 	}
 	f, err := os.OpenFile(gate, os.O_WRONLY, 0) // lets the restart finish Provision
@@ -318,32 +320,32 @@ func TestCrashedModuleAnswers503UntilRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if _, err := h.logs.waitFrom(from, regexp.MustCompile(`module serving: .*restarts=1\b`), h.exited); err != nil {
+	if _, err := h.Logs.WaitFrom(from, regexp.MustCompile(`module serving: .*restarts=1\b`), h.Exited); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("kill -9 to serving again: %v (including the test's own steps)", time.Since(killed))
-	if again := h.modulePid(); again == pid {
+	if again := modulePid(h); again == pid {
 		t.Errorf("same pid %d after restart", pid)
 	}
 }
 
 func TestHostSIGTERMStopsModulesAndTheirChildren(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("term"))
-	pid := h.modulePid()
-	code, body := h.do("POST", "/testmod/spawn", nil)
+	pid := modulePid(h)
+	code, body := h.Do("POST", "/testmod/spawn", nil)
 	child, err := strconv.Atoi(strings.TrimSpace(body))
 	if code != 200 || err != nil {
 		t.Fatalf("spawn = %d %q", code, body)
 	}
-	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := h.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	<-h.exited
-	if ec := h.cmd.ProcessState.ExitCode(); ec != 0 {
+	<-h.Exited
+	if ec := h.Cmd.ProcessState.ExitCode(); ec != 0 {
 		t.Errorf("host exit code %d after SIGTERM, want 0", ec)
 	}
-	waitGone(t, pid, "module")
-	waitGone(t, child, "module's child")
+	hosttest.WaitGone(t, pid, "module")
+	hosttest.WaitGone(t, child, "module's child")
 	if b, err := os.ReadFile(filepath.Join(h.WorkDir, "modules", "term", "closed")); err != nil || string(b) != "closed\n" {
 		t.Errorf("the module's io.Closer did not run at shutdown: %q %v", b, err)
 	}
@@ -353,38 +355,38 @@ func TestHostSIGTERMStopsModulesAndTheirChildren(t *testing.T) {
 // the host sets: the SDK watches its parent.
 func TestModuleExitsWhenOrphaned(t *testing.T) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), raceEnv, "EXECMOD_TEST_ORPHAN="+filepath.Join(bins, "testmodule"))
+	cmd.Env = append(os.Environ(), hosttest.RaceEnv, "EXECMOD_TEST_ORPHAN="+filepath.Join(bins, "testmodule"))
 	out, err := cmd.Output()
 	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
 	if err != nil || perr != nil {
 		t.Fatalf("starting an orphaned module: %v %q", err, out)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	waitGone(t, pid, "orphaned module")
+	hosttest.WaitGone(t, pid, "orphaned module")
 }
 
 func TestHostSIGKILLTakesModulesDown(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("kill"))
-	pid := h.modulePid()
-	if err := h.cmd.Process.Kill(); err != nil {
+	pid := modulePid(h)
+	if err := h.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-h.exited
-	waitGone(t, pid, "module of a SIGKILLed host")
+	<-h.Exited
+	hosttest.WaitGone(t, pid, "module of a SIGKILLed host")
 }
 
 func TestAgentEndpointsAndHelp(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("org_execmod_Test"))
-	if code, body := h.get("/health"); code != 200 || body != "" {
+	if code, body := h.Get("/health"); code != 200 || body != "" {
 		t.Errorf("/health = %d %q", code, body)
 	}
-	code, body := h.get("/flags")
-	flags := decode(t, body)["flags"].(map[string]any)
+	code, body := h.Get("/flags")
+	flags := hosttest.Decode(t, body)["flags"].(map[string]any)
 	if code != 200 || flags["port"] != "0" || flags["work_dir"] == "" {
 		t.Errorf("/flags = %d %v", code, flags)
 	}
-	code, body = h.get("/version")
-	if code != 200 || decode(t, body)["version"] == "" {
+	code, body = h.Get("/version")
+	if code != 200 || hosttest.Decode(t, body)["version"] == "" {
 		t.Errorf("/version = %d %s", code, body)
 	}
 
@@ -402,7 +404,7 @@ func TestAgentEndpointsAndHelp(t *testing.T) {
 	}
 	routes := regexp.MustCompile(`route: (\S+)\s+(\S+)`)
 	var table []string
-	for _, line := range strings.Split(h.logs.String(), "\n") {
+	for _, line := range strings.Split(h.Logs.String(), "\n") {
 		if m := routes.FindStringSubmatch(line); m != nil {
 			table = append(table, m[1]+" "+m[2])
 		}

@@ -1,0 +1,284 @@
+// Package hosttest runs the real bin/modhost and module binaries in
+// end-to-end tests: it builds them with -race, starts the host on a free
+// loopback port with a fresh work_dir, waits for its "listening" line,
+// talks HTTP to it and stops it (SIGTERM, then SIGKILL) when the test ends.
+// A race report in the output of the host or a module fails the test.
+package hosttest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// RaceEnv stops the race detector's one-second sleep at exit (it lets
+// other goroutines report), which would otherwise add a second to every
+// host and module stop. Races are still reported, and fail the test.
+const RaceEnv = "GORACE=atexit_sleep_ms=0"
+
+// Build builds each package (an import path) into dir with -race, as the
+// named binary. It is meant for TestMain.
+func Build(dir string, pkgs map[string]string) error {
+	for name, pkg := range pkgs {
+		cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, name), pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("building %s: %w", pkg, err)
+		}
+	}
+	return nil
+}
+
+// Host is a running bin/modhost.
+type Host struct {
+	T       *testing.T
+	Cmd     *exec.Cmd
+	URL     string // http://127.0.0.1:port
+	WorkDir string
+	Logs    *LogWatch     // the host's stderr, line by line
+	Exited  chan struct{} // closed once the host has exited and been reaped
+}
+
+// Start starts the modhost binary on a free loopback port with a fresh
+// work_dir (args are added after those) and waits for its "listening" line.
+// It is stopped with SIGTERM at cleanup.
+func Start(t *testing.T, modhost string, env []string, args ...string) *Host {
+	t.Helper()
+	work := ShortTemp(t)
+	h := Launch(t, modhost, env, append([]string{"--port=0", "--work_dir=" + work}, args...)...)
+	h.WorkDir = work
+	line, err := h.Logs.Wait(regexp.MustCompile(`listening: addr=(\S+)`), h.Exited)
+	if err != nil {
+		t.Fatalf("host did not start: %v\n%s", err, h.Logs)
+	}
+	h.URL = "http://" + line[1]
+	return h
+}
+
+// Launch starts the modhost binary with exactly args and does not wait
+// for it to listen.
+func Launch(t *testing.T, modhost string, env []string, args ...string) *Host {
+	t.Helper()
+	cmd := exec.Command(modhost, args...)
+	cmd.Env = append(append(os.Environ(), RaceEnv), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = os.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &Host{T: t, Cmd: cmd, Logs: newLogWatch(t), Exited: make(chan struct{})}
+	go func() {
+		h.Logs.consume(stderr)
+		_ = cmd.Wait()
+		close(h.Exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-h.Exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-h.Exited
+			t.Errorf("host did not stop within 30s of SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("host log:\n%s", h.Logs)
+		}
+	})
+	return h
+}
+
+// Run runs the modhost binary to completion (for start-up failures) and
+// returns its exit code and stderr.
+func Run(t *testing.T, modhost string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, modhost, args...)
+	var out strings.Builder
+	cmd.Stderr = &out
+	cmd.Env = append(os.Environ(), RaceEnv)
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), out.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String()
+}
+
+// Get is Do for GET.
+func (h *Host) Get(path string) (int, string) {
+	h.T.Helper()
+	return h.Do("GET", path, nil)
+}
+
+// Do sends a request to the host and returns the status and body.
+func (h *Host) Do(method, path string, body io.Reader) (int, string) {
+	h.T.Helper()
+	resp, b := h.Request(method, path, body)
+	return resp.StatusCode, b
+}
+
+// Request is Do with the whole response (its body already read).
+func (h *Host) Request(method, path string, body io.Reader) (*http.Response, string) {
+	h.T.Helper()
+	req, err := http.NewRequestWithContext(h.T.Context(), method, h.URL+path, body)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.T.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return resp, string(b)
+}
+
+// LogWatch collects a process's log lines and lets a test wait for one.
+type LogWatch struct {
+	t     *testing.T
+	mu    sync.Mutex
+	lines []string
+	added chan struct{} // closed and replaced on every new line
+	done  bool
+}
+
+func newLogWatch(t *testing.T) *LogWatch { return &LogWatch{t: t, added: make(chan struct{})} }
+
+func (l *LogWatch) consume(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "WARNING: DATA RACE") {
+			l.t.Errorf("the race detector reported a race in the host or a module (see the log)")
+		}
+		l.mu.Lock()
+		l.lines = append(l.lines, sc.Text())
+		close(l.added)
+		l.added = make(chan struct{})
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	l.done = true
+	close(l.added)
+	l.mu.Unlock()
+}
+
+// Wait waits for a line matching re and returns its submatches.
+func (l *LogWatch) Wait(re *regexp.Regexp, exited <-chan struct{}) ([]string, error) {
+	return l.WaitFrom(0, re, exited)
+}
+
+// WaitFrom is Wait for lines from index from on (see Len).
+func (l *LogWatch) WaitFrom(from int, re *regexp.Regexp, exited <-chan struct{}) ([]string, error) {
+	seen := from
+	for {
+		l.mu.Lock()
+		for ; seen < len(l.lines); seen++ {
+			if m := re.FindStringSubmatch(l.lines[seen]); m != nil {
+				l.mu.Unlock()
+				return m, nil
+			}
+		}
+		added, done := l.added, l.done
+		l.mu.Unlock()
+		if done {
+			return nil, fmt.Errorf("log ended without a line matching %q", re)
+		}
+		select {
+		case <-added:
+		case <-time.After(60 * time.Second):
+			return nil, fmt.Errorf("no line matching %q within 60s", re)
+		}
+	}
+}
+
+// Len is the number of lines so far.
+func (l *LogWatch) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
+
+func (l *LogWatch) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// WaitGone waits (on a pidfd, without polling) until pid has exited; it
+// fails the test after 30 s.
+func WaitGone(t *testing.T, pid int, what string) {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("pidfd_open %d: %v", pid, err)
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 30_000)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("poll pidfd: %v", err)
+		}
+		if n == 0 {
+			t.Fatalf("%s (pid %d) still running 30s later", what, pid)
+		}
+		return
+	}
+}
+
+// ShortTemp is a temporary directory with a short path: unix socket paths
+// under work_dir must stay below 108 bytes whatever the test's name.
+func ShortTemp(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "mh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// Decode decodes a JSON object or fails the test.
+func Decode(t *testing.T, body string) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("not JSON: %v: %q", err, body)
+	}
+	return v
+}
