@@ -1,0 +1,54 @@
+// Package task runs one command as a supervised process group and spools
+// its output to disk. It knows processes and files only.
+//
+// # Obligations
+//
+// Start either returns a running *Task or a *StartError and then nothing was
+// started: no process, no zombie, no open descriptor. The working directory,
+// the user and the executable are checked before forking; an exec failure
+// is mapped to the same error classes (see ErrNotFound and its siblings).
+//
+// Every command runs in its own process group (Setpgid) with
+// Pdeathsig=SIGKILL. The package owns the whole group from Start until the
+// task has ended: when the leader exits, for whatever reason, every process
+// still in its group is sent SIGKILL before the leader is reaped (so the
+// group id cannot have been reused by then). Timeout and Kill send SIGTERM to
+// the group, wait Spec.Grace, then send SIGKILL to the group. The caller
+// never needs to kill or reap anything itself; it only has to keep the
+// spool directory as long as it wants to read the output.
+//
+// Done means: the leader has been reaped, SIGKILL was sent to what remained
+// of its group, and both output streams are complete. A group member that
+// closed its stdout and stderr may take a moment longer to die (SIGKILL is
+// delivered asynchronously). Pdeathsig is tied by Linux to the thread that
+// forked, which the Go runtime keeps alive; it is a backstop for a crashed
+// service, and KillGroup (with Pgid and StartTicks saved by the caller) is
+// the way to clean up after a restart.
+//
+// Output is read by the package itself from pipes, not by os/exec, so a
+// process that escapes the group (setsid) while holding stdout cannot make
+// Wait hang: after the leader is reaped the readers get Spec.Drain to reach
+// end of file, then the pipes are closed and Result.OutputCut says so.
+//
+// # Blocking
+//
+// Start blocks only for the fork and exec. Wait blocks until Done or until
+// its context ends. Kill and Signal never block. Output.ReadAt never blocks
+// on the command; followers wait on Output.Changed.
+//
+// # Safe to call twice
+//
+// Wait may be called any number of times, concurrently; every call returns
+// the same Result. Kill may be called any number of times, before or after
+// the end; only the first call before the end has an effect. Signal returns
+// ErrEnded once the leader has exited. A finished Task holds no process and
+// no file descriptor, so there is nothing to close.
+//
+// # Spool
+//
+// Each stream is stored as <name>.head (the first MaxOutput/4 bytes),
+// <name>.tail0 and <name>.tail1 (the most recent bytes, in two alternating
+// chunks of MaxOutput*3/8) and <name>.meta (JSON, replaced atomically at each
+// rotation and at the end). The spool stays readable with OpenOutput after
+// the writing service was killed mid-stream.
+package task

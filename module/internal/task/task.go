@@ -1,0 +1,499 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pipeSize is the capacity asked for the output pipes (F_SETPIPE_SZ); the
+// kernel may refuse it (pipe-max-size), which only costs throughput.
+const pipeSize = 1 << 20
+
+// readBufSize is the fixed per-stream buffer between a pipe and its spool.
+const readBufSize = 256 << 10
+
+// Scope says which processes Signal reaches.
+type Scope int
+
+const (
+	Group  Scope = iota // the whole process group (the zero value)
+	Leader              // the leader process only
+)
+
+// Result is how a task ended.
+type Result struct {
+	ExitCode      int            // exit status, or the signal number when Signaled
+	Signaled      bool           // the leader was ended by a signal
+	Signal        syscall.Signal // 0 unless Signaled
+	TimedOut      bool           // ended because Timeout passed
+	Killed        bool           // ended because Kill was called
+	KillEscalated bool           // SIGKILL was needed after the grace period
+	// OutputCut says the output pipes were still held open (by a process
+	// that left the group) when the drain bound passed, so they were
+	// closed and later output was lost.
+	OutputCut          bool
+	StartedAt, EndedAt time.Time
+	UserCPU, SysCPU    time.Duration // from the leader's rusage (it and its reaped descendants)
+	MaxRSS             int64         // bytes
+}
+
+// Task is a running or finished command. All methods are safe for
+// concurrent use.
+type Task struct {
+	cmd        *exec.Cmd
+	pid        int
+	startTicks uint64
+	spec       Spec
+	startedAt  time.Time
+	stdout     *Output
+	stderr     *Output
+
+	killReq  chan struct{} // closed by the first Kill
+	killOnce sync.Once
+	exited   chan struct{} // closed when the leader has exited (not yet reaped)
+	done     chan struct{} // closed when result and err are final
+	endedAt  time.Time     // set before exited is closed
+	// reapedEarly and earlyErr are set before exited is closed when
+	// waitid failed and watchExit had to reap the leader itself.
+	reapedEarly bool
+	earlyErr    error
+
+	mu           sync.Mutex
+	leaderExited bool // set before reaping; from then on the pgid is not signalled
+	timedOut     bool
+	killed       bool
+	escalated    bool
+
+	result Result // final once done is closed
+	err    error
+}
+
+// Start starts spec and returns once the command runs. On error nothing
+// was started and nothing is left open; the error is a *StartError.
+func Start(spec Spec) (*Task, error) {
+	s, err := normalize(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDir(s.Dir); err != nil {
+		return nil, err
+	}
+	cred, err := resolveUser(s.User, os.Geteuid())
+	if err != nil {
+		return nil, err
+	}
+	path, err := resolvePath(s, cred)
+	if err != nil {
+		return nil, err
+	}
+	return launch(s, path, cred)
+}
+
+// streams are the parent's ends of the command's standard files.
+type streams struct {
+	stdin                  *os.File // nil: /dev/null
+	outR, outW, errR, errW *os.File
+}
+
+func (st *streams) closeChildEnds() {
+	for _, f := range []*os.File{st.stdin, st.outW, st.errW} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func (st *streams) closeAll() {
+	st.closeChildEnds()
+	for _, f := range []*os.File{st.outR, st.errR} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// launch creates the spool and pipes and starts the command.
+func launch(s Spec, path string, cred *syscall.Credential) (*Task, error) {
+	stdout, err := newOutput(s.OutputDir, "stdout", s.MaxOutput)
+	if err != nil {
+		return nil, &StartError{Op: "spool", Err: fmt.Errorf("output spool: %w", err)}
+	}
+	stderr, err := newOutput(s.OutputDir, "stderr", s.MaxOutput)
+	if err != nil {
+		stdout.abort()
+		return nil, &StartError{Op: "spool", Err: fmt.Errorf("output spool: %w", err)}
+	}
+	st, err := openStreams(s.Stdin)
+	if err != nil {
+		stdout.abort()
+		stderr.abort()
+		return nil, &StartError{Op: "pipe", Err: err}
+	}
+	cmd := &exec.Cmd{
+		Path: path, Args: s.Args, Env: s.Env, Dir: s.Dir,
+		Stdout: st.outW, Stderr: st.errW,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred},
+	}
+	if st.stdin != nil {
+		cmd.Stdin = st.stdin
+	}
+	if err := cmd.Start(); err != nil {
+		// os/exec has reaped the child of a failed exec already.
+		st.closeAll()
+		stdout.abort()
+		stderr.abort()
+		return nil, execError(err, s, path)
+	}
+	st.closeChildEnds()
+	t := &Task{
+		cmd: cmd, pid: cmd.Process.Pid, spec: s, startedAt: time.Now(),
+		stdout: stdout, stderr: stderr,
+		killReq: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}),
+	}
+	if stat, err := readStat(t.pid); err == nil {
+		t.startTicks = stat.StartTime
+	}
+	go t.run(st.outR, st.errR)
+	return t, nil
+}
+
+// openStreams makes the output pipes and the stdin file: a sealed-off
+// memfd holding stdin, so no goroutine has to feed it and a command that
+// never reads it cannot block anything.
+func openStreams(stdin []byte) (*streams, error) {
+	st := &streams{}
+	var err error
+	if st.outR, st.outW, err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	if st.errR, st.errW, err = os.Pipe(); err != nil {
+		st.closeAll()
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	growPipe(st.outR)
+	growPipe(st.errR)
+	if stdin != nil {
+		if st.stdin, err = memFile("stdin", stdin); err != nil {
+			st.closeAll()
+			return nil, fmt.Errorf("stdin: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// growPipe asks for a pipeSize pipe, without touching the file's
+// non-blocking mode (f.Fd would make it blocking and lose deadlines).
+func growPipe(f *os.File) {
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	}
+}
+
+// memFile returns an anonymous in-memory file holding b, positioned at 0.
+func memFile(name string, b []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// run supervises the task to its end: it pumps the output, enforces the
+// timeout and Kill, kills the group when the leader exits, reaps the
+// leader, bounds the drain and publishes the result.
+func (t *Task) run(outR, errR *os.File) {
+	var pumps sync.WaitGroup
+	var cut [2]bool
+	for i, p := range []struct {
+		r *os.File
+		o *Output
+	}{{outR, t.stdout}, {errR, t.stderr}} {
+		pumps.Add(1)
+		go func() {
+			defer pumps.Done()
+			cut[i] = pump(p.r, p.o)
+		}()
+	}
+	go t.watchExit()
+	t.control()
+	state, err := t.reap()
+	deadline := time.Now().Add(t.spec.Drain)
+	outR.SetReadDeadline(deadline)
+	errR.SetReadDeadline(deadline)
+	pumps.Wait()
+	t.finish(state, err, cut[0] || cut[1])
+}
+
+// watchExit waits, without reaping, until the leader has exited, so that
+// its zombie keeps the pid and the group id from being reused until the
+// group has been killed. If waitid fails it falls back to reaping.
+func (t *Task) watchExit() {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, t.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == nil {
+			break
+		}
+		if err != unix.EINTR {
+			t.reapedEarly = true
+			t.earlyErr = t.cmd.Wait()
+			break
+		}
+	}
+	t.endedAt = time.Now()
+	close(t.exited)
+}
+
+// control enforces Timeout and Kill until the leader has exited.
+func (t *Task) control() {
+	var timeout <-chan time.Time
+	if t.spec.Timeout > 0 {
+		timer := time.NewTimer(t.spec.Timeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	select {
+	case <-t.exited:
+	case <-timeout:
+		t.terminate(&t.timedOut)
+	case <-t.killReq:
+		t.terminate(&t.killed)
+	}
+	<-t.exited
+}
+
+// terminate sends SIGTERM to the group, waits Grace for the leader, then
+// sends SIGKILL to the group. reason is set (under mu) if the leader was
+// still running.
+func (t *Task) terminate(reason *bool) {
+	t.mu.Lock()
+	if t.leaderExited {
+		t.mu.Unlock()
+		return
+	}
+	*reason = true
+	t.signalGroup(unix.SIGTERM)
+	t.mu.Unlock()
+	grace := time.NewTimer(t.spec.Grace)
+	defer grace.Stop()
+	select {
+	case <-t.exited:
+		return
+	case <-grace.C:
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-t.exited:
+	default:
+		t.signalGroup(unix.SIGKILL)
+		t.escalated = true
+	}
+}
+
+// signalGroup sends sig to the task's process group. Callers hold mu and
+// have checked that the leader is not reaped yet.
+func (t *Task) signalGroup(sig syscall.Signal) error {
+	return unix.Kill(-t.pid, sig)
+}
+
+// reap kills what remains of the group while the leader's zombie still
+// holds the group id, then reaps the leader. Should the leader have been
+// reaped already, the group is found by scanning /proc instead.
+func (t *Task) reap() (*os.ProcessState, error) {
+	t.mu.Lock()
+	t.leaderExited = true
+	if !t.reapedEarly {
+		t.signalGroup(unix.SIGKILL)
+	}
+	t.mu.Unlock()
+	err := t.earlyErr
+	if t.reapedEarly {
+		KillGroup(t.pid, t.startTicks)
+	} else {
+		err = t.cmd.Wait()
+	}
+	if err != nil && !isExitError(err) {
+		return t.cmd.ProcessState, fmt.Errorf("task: wait: %w", err)
+	}
+	return t.cmd.ProcessState, nil
+}
+
+// pump copies r into o until end of file or r's deadline, then closes
+// both. It reports whether the deadline cut the output. It moves the data
+// with splice(2) (one copy, no user-space buffer) while it can, and with a
+// fixed buffer otherwise.
+func pump(r *os.File, o *Output) (cut bool) {
+	err := spliceAll(r, o)
+	if errors.Is(err, errNoSplice) {
+		err = copyAll(r, o)
+	}
+	r.Close()
+	o.close()
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// errNoSplice says splice(2) cannot be used; copyAll takes over.
+var errNoSplice = errors.New("splice unavailable")
+
+// spliceAll splices r into o until end of file (nil), r's deadline, or
+// errNoSplice when splicing cannot go on (not supported, or the spool
+// failed and the rest must be drained and discarded).
+func spliceAll(r *os.File, o *Output) error {
+	rc, err := r.SyscallConn()
+	if err != nil {
+		return errNoSplice
+	}
+	for {
+		var n int
+		var serr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, serr = o.splice(int(fd))
+			return serr != unix.EAGAIN
+		})
+		switch {
+		case err != nil:
+			return err
+		case serr != nil:
+			return errNoSplice
+		case n == 0:
+			return nil
+		}
+	}
+}
+
+// copyAll copies r into o through a fixed buffer until end of file or an
+// error (r's deadline).
+func copyAll(r *os.File, o *Output) error {
+	buf := make([]byte, readBufSize)
+	for {
+		n, err := r.Read(buf)
+		o.write(buf[:n])
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// finish publishes the result and closes done.
+func (t *Task) finish(state *os.ProcessState, err error, cut bool) {
+	t.mu.Lock()
+	r := Result{
+		TimedOut: t.timedOut, Killed: t.killed, KillEscalated: t.escalated, OutputCut: cut,
+		StartedAt: t.startedAt, EndedAt: t.endedAt,
+	}
+	t.mu.Unlock()
+	if state != nil {
+		if ws, ok := state.Sys().(syscall.WaitStatus); ok {
+			r.ExitCode = ws.ExitStatus()
+			if ws.Signaled() {
+				r.Signaled, r.Signal, r.ExitCode = true, ws.Signal(), int(ws.Signal())
+			}
+		}
+		if ru, ok := state.SysUsage().(*syscall.Rusage); ok {
+			r.UserCPU = time.Duration(ru.Utime.Nano())
+			r.SysCPU = time.Duration(ru.Stime.Nano())
+			r.MaxRSS = ru.Maxrss * 1024
+		}
+	}
+	t.result, t.err = r, err
+	close(t.done)
+}
+
+// Pid is the leader's process id.
+func (t *Task) Pid() int { return t.pid }
+
+// Pgid is the task's process group id (the leader's pid).
+func (t *Task) Pgid() int { return t.pid }
+
+// StartTicks is the leader's start time in clock ticks after boot (field
+// 22 of /proc/<pid>/stat), read at Start; with Pgid it recognises the
+// group later despite pid reuse (see KillGroup). 0 if it could not be read.
+func (t *Task) StartTicks() uint64 { return t.startTicks }
+
+// Done is closed when the leader has been reaped, its group killed, and
+// both output streams are complete.
+func (t *Task) Done() <-chan struct{} { return t.done }
+
+// Wait blocks until Done or until ctx ends (then it returns ctx.Err()).
+// Safe to call many times, concurrently; all calls get the same Result.
+// The error is nil for any exit status or signal; it is non-nil only if
+// the leader could not be waited for.
+func (t *Task) Wait(ctx context.Context) (Result, error) {
+	select {
+	case <-t.done:
+		return t.result, t.err
+	default:
+	}
+	select {
+	case <-t.done:
+		return t.result, t.err
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+// Signal sends sig to the process group (Group) or to the leader only
+// (Leader). It returns ErrEnded once the leader has exited, never
+// signalling a reused pid. It does not block.
+func (t *Task) Signal(sig syscall.Signal, scope Scope) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.leaderExited {
+		return ErrEnded
+	}
+	var err error
+	switch scope {
+	case Group:
+		err = t.signalGroup(sig)
+	case Leader:
+		err = unix.Kill(t.pid, sig)
+	default:
+		return fmt.Errorf("task: signal: unknown scope %d", scope)
+	}
+	if err != nil {
+		return fmt.Errorf("task: signal %v: %w", sig, err)
+	}
+	return nil
+}
+
+// Kill asks the task to end: SIGTERM to the group, then after Grace
+// SIGKILL to the group; the Result says Killed. It returns at once (use
+// Wait or Done to learn when the task has ended). Safe to call any number
+// of times, also after the end, when it does nothing.
+func (t *Task) Kill() {
+	t.killOnce.Do(func() { close(t.killReq) })
+}
+
+// Stdout is the captured standard output.
+func (t *Task) Stdout() *Output { return t.stdout }
+
+// Stderr is the captured standard error.
+func (t *Task) Stderr() *Output { return t.stderr }
+
+// isExitError reports whether err is only a non-zero exit status.
+func isExitError(err error) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee)
+}
