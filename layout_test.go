@@ -10,7 +10,7 @@ const mod = "github.com/execmod/execmod"
 
 // TestDependencyDirection keeps the layout's rules: transport stays in
 // internal/wire; nothing imports the host; modules and examples reach the
-// protocol only through the SDK.
+// protocol only through the SDK; the task package imports no HTTP or gRPC.
 func TestDependencyDirection(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
 	if err != nil {
@@ -28,6 +28,8 @@ func TestDependencyDirection(t *testing.T) {
 				t.Errorf("%s imports %s: nothing imports the host", pkg, imp)
 			case hasPrefix(imp, mod+"/internal/wire") && hasPrefix(pkg, mod+"/examples", mod+"/module"):
 				t.Errorf("%s imports %s: modules use the sdk, not the wire", pkg, imp)
+			case pkg == mod+"/module/internal/task" && (hasPrefix(imp, "net/http", "net/rpc", mod) || hasPrefix(imp, transport...)):
+				t.Errorf("%s imports %s: the task package knows processes, not HTTP, gRPC or the rest of the repo", pkg, imp)
 			case hasPrefix(imp, mod+"/sdk") && hasPrefix(pkg, mod+"/internal", mod+"/host") && !hasPrefix(pkg, mod+"/host/internal/testmodule"):
 				t.Errorf("%s imports %s: the sdk sits above the wire and beside the host", pkg, imp)
 			}

@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"github.com/execmod/execmod/internal/wire"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -96,3 +97,8 @@ func splitPattern(p string) (method, path string, err error) {
 	}
 	return method, path, nil
 }
+
+// Principal returns the principal the host authenticated r as, or "" when
+// the request was not authenticated. The host strips any copy of its
+// header a client sends, so a handler can trust it.
+func Principal(r *http.Request) string { return r.Header.Get(wire.PrincipalHeader) }

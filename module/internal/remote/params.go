@@ -1,0 +1,145 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/execmod/execmod/module/internal/request"
+)
+
+// Params are the module's modules.json parameters, typed and checked.
+type Params struct {
+	DefaultTimeout time.Duration // default_timeout: when a request gives none (30s)
+	MaxTimeout     time.Duration // max_timeout: the most a request may ask for (24h)
+	KillGrace      time.Duration // kill_grace_period: SIGTERM to SIGKILL (10s)
+	MaxOutput      int64         // max_output_bytes: stored per stream (4 MiB)
+	MaxConcurrent  int           // max_concurrent: running at once (8 × cores)
+	MaxQueued      int           // max_queued: waiting for a slot (64)
+	Retention      time.Duration // retention: finished tasks are kept this long (24h)
+	MaxTasks       int           // max_tasks: finished tasks kept at most (10000)
+	AllowShell     bool          // allow_shell: whether shell:true is allowed (true)
+	EnvAllowlist   []string      // env_allowlist: module environment variables a task inherits (PATH, LANG, TZ)
+}
+
+// DefaultParams are the parameters' defaults.
+func DefaultParams() Params {
+	return Params{
+		DefaultTimeout: 30 * time.Second,
+		MaxTimeout:     24 * time.Hour,
+		KillGrace:      10 * time.Second,
+		MaxOutput:      4 << 20,
+		MaxConcurrent:  8 * runtime.NumCPU(),
+		MaxQueued:      64,
+		Retention:      24 * time.Hour,
+		MaxTasks:       10000,
+		AllowShell:     true,
+		EnvAllowlist:   []string{"PATH", "LANG", "TZ"},
+	}
+}
+
+// ParseParams checks every parameter and reports every problem at once;
+// unknown names are errors, so a misspelt parameter is not silently
+// ignored.
+func ParseParams(kv map[string]string) (Params, error) {
+	p := DefaultParams()
+	var errs []error
+	bad := func(name, value, want string) {
+		errs = append(errs, fmt.Errorf("parameter %s: %q is not %s", name, value, want))
+	}
+	duration := func(name, v string, dst *time.Duration, allowZero bool) {
+		d, err := request.ParseDuration(v)
+		if err != nil || (d == 0 && !allowZero) {
+			bad(name, v, "a positive duration (e.g. 30s, 10mins)")
+			return
+		}
+		*dst = d
+	}
+	count := func(name, v string, dst *int, min int) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			bad(name, v, fmt.Sprintf("a whole number of at least %d", min))
+			return
+		}
+		*dst = n
+	}
+	names := make([]string, 0, len(kv))
+	for k := range kv {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		v := kv[name]
+		switch name {
+		case "default_timeout":
+			duration(name, v, &p.DefaultTimeout, false)
+		case "max_timeout":
+			duration(name, v, &p.MaxTimeout, false)
+		case "kill_grace_period":
+			duration(name, v, &p.KillGrace, true)
+		case "retention":
+			duration(name, v, &p.Retention, true)
+		case "max_output_bytes":
+			n, err := parseBytes(v)
+			if err != nil || n < 1024 {
+				bad(name, v, "a size of at least 1KB (e.g. 4MB, 65536)")
+				break
+			}
+			p.MaxOutput = n
+		case "max_concurrent":
+			count(name, v, &p.MaxConcurrent, 1)
+		case "max_queued":
+			count(name, v, &p.MaxQueued, 0)
+		case "max_tasks":
+			count(name, v, &p.MaxTasks, 1)
+		case "allow_shell":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(name, v, "true or false")
+				break
+			}
+			p.AllowShell = b
+		case "env_allowlist":
+			p.EnvAllowlist = nil
+			for _, n := range strings.Split(v, ",") {
+				if n = strings.TrimSpace(n); n != "" {
+					p.EnvAllowlist = append(p.EnvAllowlist, n)
+				}
+			}
+		default:
+			errs = append(errs, fmt.Errorf("unknown parameter %q (known: default_timeout, max_timeout, kill_grace_period, "+
+				"max_output_bytes, max_concurrent, max_queued, retention, max_tasks, allow_shell, env_allowlist)", name))
+		}
+	}
+	if p.DefaultTimeout > p.MaxTimeout {
+		errs = append(errs, fmt.Errorf("parameter default_timeout (%s) is above max_timeout (%s)", p.DefaultTimeout, p.MaxTimeout))
+	}
+	return p, errors.Join(errs...)
+}
+
+// parseBytes reads a byte size: a plain number of bytes, or Mesos's
+// syntax (16MB, 512KB; powers of 1024).
+func parseBytes(s string) (int64, error) {
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}} {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(num, 10, 64)
+			if err != nil || n < 0 || n > (1<<62)/u.n {
+				return 0, errors.New("bad size")
+			}
+			return n * u.n, nil
+		}
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+// limits are the request decoders' limits under these parameters.
+func (p Params) limits() request.Limits {
+	return request.Limits{MaxTimeout: p.MaxTimeout, AllowShell: p.AllowShell}
+}

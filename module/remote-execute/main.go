@@ -1,0 +1,106 @@
+// Command remote-execute is the remote-execution module. Mounted at
+// /remote/ by modhost it runs commands on the agent out of band and
+// reports their outcome: the Mesos execute module's API, byte-compatible,
+//
+//	GET  /remote/status                 module status, work_dir, sandbox_dir
+//	POST /remote/execute                {"command","arguments","shell","timeout"} -> {"result":"OK","pid":N,"id":...}
+//	POST /remote/task                   {"pid":N} -> {"exitCode","signaled","stdout","stderr",...} or {"result":"pending"}
+//	GET  /remote/task                   {"pids":[...]}
+//	POST /remote/kill                   {"pid":N,"signal":"SIGTERM"}
+//
+// and a REST API with task ids, long-poll, output by offset and live:
+//
+//	POST   /remote/tasks                start (env, cwd, user, stdin, grace, labels, idempotency_key)
+//	GET    /remote/tasks                list (state=, label=k=v, limit=, cursor=)
+//	GET    /remote/tasks/{id}?wait=30s  one task; returns the moment it ends
+//	GET    /remote/tasks/{id}/stdout    raw bytes (offset=, limit=, follow=true); also /stderr
+//	POST   /remote/tasks/{id}/signal    {"signal","scope":"group"|"leader"}
+//	DELETE /remote/tasks/{id}           kill a running task, purge a finished one
+//
+// Each command runs in its own process group; timeouts and kills send
+// SIGTERM to the group, then SIGKILL after the grace period. Output is
+// spooled to files (head and tail kept up to max_output_bytes per stream),
+// and every finished result is on disk before it is reported, so results
+// survive a restart of the module and of the host.
+//
+// Parameters (modules.json): default_timeout (30s), max_timeout (24h),
+// kill_grace_period (10s), max_output_bytes (4MB), max_concurrent
+// (8 × cores), max_queued (64), retention (24h), max_tasks (10000),
+// allow_shell (true), env_allowlist (PATH,LANG,TZ).
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/execmod/execmod/module/internal/remote"
+	"github.com/execmod/execmod/sdk"
+)
+
+type module struct {
+	svc  *remote.Service
+	info remote.Info
+}
+
+var (
+	_ sdk.Provisioner     = (*module)(nil)
+	_ sdk.MetricsProvider = (*module)(nil)
+	_ io.Closer           = (*module)(nil)
+)
+
+// Provision checks the parameters and opens the task store under the
+// module's data directory, recovering what a previous run left.
+func (m *module) Provision(_ context.Context, env sdk.Env) error {
+	p, err := remote.ParseParams(env.Params)
+	if err != nil {
+		return err
+	}
+	var base []string
+	for _, name := range p.EnvAllowlist {
+		if v, ok := os.LookupEnv(name); ok {
+			base = append(base, name+"="+v)
+		}
+	}
+	if !hasPath(base) {
+		base = append(base, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	}
+	m.svc, err = remote.Open(env.DataDir, p, base, env.Logger)
+	if err != nil {
+		return err
+	}
+	m.info = remote.Info{Release: release(), WorkDir: env.WorkDir, SandboxDir: env.SandboxDir}
+	return nil
+}
+
+func hasPath(env []string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			return true
+		}
+	}
+	return false
+}
+
+func release() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+func (m *module) Routes() []sdk.Route { return m.svc.Routes(m.info) }
+
+func (m *module) Metrics() map[string]float64 { return m.svc.Counts() }
+
+// Close kills the running tasks and waits until their results are saved.
+func (m *module) Close() error {
+	if m.svc == nil {
+		return nil
+	}
+	return m.svc.Close()
+}
+
+func main() { sdk.Serve("remote", &module{}) }

@@ -1,0 +1,405 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execmod/execmod/internal/hosttest"
+)
+
+// The seed README's examples, through the real host and module.
+func TestSeedExamples(t *testing.T) {
+	sandbox := t.TempDir()
+	h := startRemote(t, nil, "--sandbox_directory="+sandbox)
+
+	code, b := h.Get("/remote/status")
+	st := hosttest.Decode(t, b)
+	if code != 200 || st["result"] != "ok" || st["status"] != "active" || st["work_dir"] != h.WorkDir ||
+		st["sandbox_dir"] != sandbox || st["release"] == nil {
+		t.Errorf("GET /remote/status = %d %v", code, st)
+	}
+
+	pid, id := execute(t, h, `{"command":"ls","arguments":["-la","/tmp"]}`)
+	waitTask(t, h, id)
+	code, res := seedTask(t, h, pid)
+	if code != 200 || res["exitCode"] != 0.0 || res["signaled"] != false || !strings.HasPrefix(res["stdout"].(string), "total ") || res["stderr"] != "" {
+		t.Errorf("ls -la /tmp: %d %v", code, res)
+	}
+
+	pid, id = execute(t, h, `{"command":"echo","arguments":["$PATH"]}`)
+	waitTask(t, h, id)
+	if _, res = seedTask(t, h, pid); res["stdout"] != "$PATH\n" {
+		t.Errorf(`echo "$PATH" printed %q, want the literal $PATH`, res["stdout"])
+	}
+
+	pid, id = execute(t, h, `{"command":"ls /foo/bar","shell":true}`)
+	waitTask(t, h, id)
+	if code, res = seedTask(t, h, pid); code != 200 || res["exitCode"] != 2.0 || res["signaled"] != false ||
+		!strings.Contains(res["stderr"].(string), "No such file") || res["state"] != "exited" {
+		t.Errorf("ls /foo/bar: %d %v", code, res)
+	}
+
+	pid, id = execute(t, h, `{"command":"sleep","arguments":["30"],"timeout":1}`)
+	if code, res = seedTask(t, h, pid); code != 200 || res["result"] != "pending" || res["pid"] != float64(pid) {
+		t.Errorf("a running command: %d %v, want pending", code, res)
+	}
+	waitTask(t, h, id)
+	if _, res = seedTask(t, h, pid); res["signaled"] != true || res["exitCode"] != 15.0 || res["signal"] != "SIGTERM" ||
+		res["timedOut"] != true || res["state"] != "timed_out" {
+		t.Errorf("timed-out sleep: %v", res)
+	}
+
+	code, b = h.Get("/remote/task")
+	var list struct{ Pids []int }
+	if err := json.Unmarshal([]byte(b), &list); err != nil || code != 200 || !slices.Contains(list.Pids, pid) || len(list.Pids) != 4 {
+		t.Errorf("GET /remote/task = %d %s", code, b)
+	}
+
+	if code, res = seedTask(t, h, 999999999); code != 404 || !strings.Contains(res["error"].(string), "999999999") {
+		t.Errorf("unknown pid: %d %v", code, res)
+	}
+}
+
+// Killing through the seed's /kill, and the whole tree on a timeout.
+func TestKillAndProcessTree(t *testing.T) {
+	h := startRemote(t, []string{"kill_grace_period", "1s"})
+
+	pid, id := execute(t, h, `{"command":"sh -c 'sleep 300 & sleep 300'","shell":true,"timeout":1}`)
+	res := waitTask(t, h, id)
+	if res["state"] != "timed_out" {
+		t.Errorf("state = %v, want timed_out", res["state"])
+	}
+	if left := groupAlive(t, pid); len(left) > 0 {
+		t.Errorf("processes of the timed-out task still running: %v", left)
+		for _, p := range left {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+
+	pid, id = execute(t, h, `{"command":"sleep","arguments":["300"]}`)
+	if code, m := post(t, h, "/remote/kill", fmt.Sprintf(`{"pid":%d}`, pid)); code != 200 || m["result"] != "OK" {
+		t.Fatalf("kill = %d %v", code, m)
+	}
+	if res = waitTask(t, h, id); res["state"] != "killed" || res["result"].(map[string]any)["signal"] != "SIGTERM" {
+		t.Errorf("killed task: %v", res)
+	}
+	if code, m := post(t, h, "/remote/kill", fmt.Sprintf(`{"pid":%d}`, pid)); code != 409 {
+		t.Errorf("killing a finished task = %d %v, want 409", code, m)
+	}
+
+	// A command that ignores SIGTERM is SIGKILLed after the grace period.
+	_, id = execute(t, h, `{"command":"trap '' TERM; echo ready; sleep 300","shell":true,"timeout":1}`)
+	if res = waitTask(t, h, id); res["state"] != "timed_out" || res["result"].(map[string]any)["killEscalated"] != true {
+		t.Errorf("a command ignoring SIGTERM: %v", res)
+	}
+}
+
+// Commands that cannot start are rejected at once, naming the cause, and
+// leave no task behind; bad requests are 4xx with a JSON error.
+func TestRejections(t *testing.T) {
+	h := startRemote(t, []string{"max_timeout", "1h"})
+	for _, tc := range []struct {
+		method, path, ctype, body string
+		code                      int
+		want                      string
+	}{
+		{"POST", "/remote/execute", "application/json", `{"command":"no-such-command-here"}`, 400, "no-such-command-here"},
+		{"POST", "/remote/execute", "application/json", `{"command":"/etc/passwd"}`, 400, "/etc/passwd"},
+		{"POST", "/remote/tasks", "application/json", `{"command":"ls","cwd":"/no/such/dir"}`, 400, "/no/such/dir"},
+		{"POST", "/remote/tasks", "application/json", `{"command":"ls","user":"no-such-user-xyz"}`, 400, "no-such-user-xyz"},
+		{"POST", "/remote/execute", "application/json", `{"command":`, 400, ""},
+		{"POST", "/remote/execute", "application/json", `{"comand":"ls"}`, 400, "comand"},
+		{"POST", "/remote/execute", "application/json", `{"command":"ls","timeout":-1}`, 400, "timeout"},
+		{"POST", "/remote/execute", "application/json", `{"command":"ls","timeout":7200}`, 400, "timeout"},
+		{"POST", "/remote/execute", "application/json", `{"command":"ls","arguments":["a\u0000b"]}`, 400, "NUL"},
+		{"POST", "/remote/execute", "application/json", ``, 400, ""},
+		{"POST", "/remote/task", "application/json", `{"pid":"12"}`, 400, "pid"},
+		{"POST", "/remote/tasks", "text/plain", `{"command":"ls"}`, 415, "Content-Type"},
+		{"POST", "/remote/execute", "application/x-www-form-urlencoded", `{"command":"true"}`, 200, ""}, // curl -d
+		{"GET", "/remote/tasks/00000000000000000000000000", "", ``, 404, "00000000000000000000000000"},
+		{"GET", "/remote/tasks/x/stdin", "", ``, 404, "stdin"},
+		{"POST", "/remote/tasks/00000000000000000000000000/signal", "application/json", `{"signal":"SIGNOPE"}`, 400, "SIGNOPE"},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), tc.method, h.URL+tc.path, strings.NewReader(tc.body))
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("%s %s %s = %d %s, want %d", tc.method, tc.path, tc.body, resp.StatusCode, b, tc.code)
+			continue
+		}
+		if tc.code >= 400 {
+			m := hosttest.Decode(t, string(b))
+			if msg, _ := m["error"].(string); msg == "" || !strings.Contains(msg, tc.want) {
+				t.Errorf("%s %s %s: error %q does not mention %q", tc.method, tc.path, tc.body, msg, tc.want)
+			}
+		}
+	}
+	resp, _ := h.Request("GET", "/remote/execute", nil)
+	if resp.StatusCode != 405 || !strings.Contains(resp.Header.Get("Allow"), "POST") {
+		t.Errorf("GET /remote/execute = %d Allow %q, want 405 with Allow: POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	code, b := h.Get("/remote/task")
+	if m := hosttest.Decode(t, b); code != 200 || len(m["pids"].([]any)) != 1 {
+		t.Errorf("rejected commands left tasks behind: %s", b)
+	}
+}
+
+// REST: ids, env, cwd, stdin, labels, listing, long-poll, follow, signal,
+// delete, idempotency.
+func TestTasksAPI(t *testing.T) {
+	h := startRemote(t, nil)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "go")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"command":"echo one; read x < %s; echo two; cat; echo $GREETING; pwd","shell":true,`+
+		`"env":{"GREETING":"hi"},"cwd":%q,"stdin":"aW5wdXQK","labels":{"ticket":"OPS-1"},"idempotency_key":"k1"}`, fifo, dir)
+	code, task := post(t, h, "/remote/tasks", body)
+	if code != 201 || task["state"] != "running" {
+		t.Fatalf("POST /remote/tasks = %d %v", code, task)
+	}
+	id := task["id"].(string)
+	if code, again := post(t, h, "/remote/tasks", body); code != 200 || again["id"] != id {
+		t.Errorf("the same idempotency key started another task: %d %v", code, again)
+	}
+
+	// Follow stdout: "one" arrives while the task waits on the FIFO.
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/remote/tasks/"+id+"/stdout?follow=true", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if line, err := rd.ReadString('\n'); err != nil || line != "one\n" {
+		t.Fatalf("first followed line = %q, %v", line, err)
+	}
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	rest, err := io.ReadAll(rd)
+	if want := "two\ninput\nhi\n" + dir + "\n"; err != nil || string(rest) != want {
+		t.Errorf("rest of the followed stream = %q, %v; want %q", rest, err, want)
+	}
+
+	res := waitTask(t, h, id)
+	if res["state"] != "exited" || res["stdout"].(map[string]any)["text"] != "one\ntwo\ninput\nhi\n"+dir+"\n" {
+		t.Errorf("task = %v", res)
+	}
+	code, b := h.Get("/remote/tasks/" + id + "/stdout?offset=4&limit=3")
+	if code != 200 || b != "two" {
+		t.Errorf("stdout?offset=4&limit=3 = %d %q", code, b)
+	}
+	code, b = h.Get("/remote/tasks?label=ticket=OPS-1")
+	if list := hosttest.Decode(t, b)["tasks"].([]any); code != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != id {
+		t.Errorf("list by label = %d %s", code, b)
+	}
+
+	// Signal a running task; delete kills it, then purges it.
+	_, task = post(t, h, "/remote/tasks", `{"command":"trap 'echo got HUP; exit 3' HUP; echo ready; while :; do sleep 1; done","shell":true}`)
+	id = task["id"].(string)
+	waitLine(t, h, id, "ready\n")
+	if code, m := post(t, h, "/remote/tasks/"+id+"/signal", `{"signal":"SIGHUP","scope":"leader"}`); code != 200 {
+		t.Fatalf("signal = %d %v", code, m)
+	}
+	if res = waitTask(t, h, id); res["result"].(map[string]any)["exitCode"] != 3.0 {
+		t.Errorf("after SIGHUP: %v", res)
+	}
+	if code, _ := h.Do("DELETE", "/remote/tasks/"+id, nil); code != 204 {
+		t.Errorf("DELETE finished task = %d, want 204", code)
+	}
+	if code, _ := h.Get("/remote/tasks/" + id); code != 404 {
+		t.Errorf("GET deleted task = %d, want 404", code)
+	}
+	_, task = post(t, h, "/remote/tasks", `{"command":"sleep","arguments":["300"]}`)
+	id = task["id"].(string)
+	if code, _ := h.Do("DELETE", "/remote/tasks/"+id, nil); code != 202 {
+		t.Errorf("DELETE running task = %d, want 202", code)
+	}
+	if res = waitTask(t, h, id); res["state"] != "killed" {
+		t.Errorf("deleted running task: %v", res)
+	}
+}
+
+// waitLine follows a task's stdout until it has printed want.
+func waitLine(t *testing.T, h *hosttest.Host, id, want string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/remote/tasks/"+id+"/stdout?follow=true", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(io.LimitReader(resp.Body, int64(len(want))))
+	if err != nil || string(got) != want {
+		t.Fatalf("followed stdout = %q, %v; want %q", got, err, want)
+	}
+}
+
+// Over max_concurrent and max_queued: 429 with Retry-After; the queued
+// task runs when a slot frees.
+func TestOverload(t *testing.T) {
+	h := startRemote(t, []string{"max_concurrent", "1", "max_queued", "1"})
+	fifo := filepath.Join(t.TempDir(), "go")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, first := post(t, h, "/remote/tasks", fmt.Sprintf(`{"command":"cat","arguments":[%q]}`, fifo))
+	if code != 201 {
+		t.Fatalf("first = %d %v", code, first)
+	}
+	code, second := post(t, h, "/remote/tasks", `{"command":"echo","arguments":["queued"]}`)
+	if code != 202 || second["state"] != "queued" {
+		t.Fatalf("second = %d %v, want 202 queued", code, second)
+	}
+	resp, b := h.Request("POST", "/remote/tasks", strings.NewReader(`{"command":"true"}`))
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(b, "error") {
+		t.Errorf("third = %d %s (Retry-After %q), want 429 with Retry-After", resp.StatusCode, b, resp.Header.Get("Retry-After"))
+	}
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if res := waitTask(t, h, second["id"].(string)); res["state"] != "exited" || res["stdout"].(map[string]any)["text"] != "queued\n" {
+		t.Errorf("queued task = %v", res)
+	}
+}
+
+// Results survive kill -9 of the module and of the host; a task running
+// when the module died is reported lost, with its partial output, and
+// nothing of it keeps running.
+func TestPersistence(t *testing.T) {
+	work := hosttest.ShortTemp(t)
+	h := startRemote(t, nil, "--work_dir="+work)
+	pid, id := execute(t, h, `{"command":"printf 'out\n'; printf 'err\n' >&2; exit 7","shell":true}`)
+	waitTask(t, h, id)
+	_, before := seedTask(t, h, pid)
+
+	_, task := post(t, h, "/remote/tasks", `{"command":"echo partial; exec sleep 300","shell":true}`)
+	running := task["id"].(string)
+	runningPid := int(task["pid"].(float64))
+	waitLine(t, h, running, "partial\n")
+
+	code, b := h.Get("/state")
+	modPid := int(hosttest.Decode(t, b)["modules"].([]any)[0].(map[string]any)["pid"].(float64))
+	from := h.Logs.Len()
+	if err := syscall.Kill(modPid, syscall.SIGKILL); err != nil || code != 200 {
+		t.Fatal(err)
+	}
+	if _, err := h.Logs.WaitFrom(from, regexp.MustCompile(`module serving: .*restarts=1\b`), h.Exited); err != nil {
+		t.Fatal(err)
+	}
+	if _, after := seedTask(t, h, pid); toJSON(after) != toJSON(before) {
+		t.Errorf("after kill -9 of the module:\n%v\nbefore:\n%v", after, before)
+	}
+	lost := waitTask(t, h, running)
+	if lost["state"] != "lost" || lost["stdout"].(map[string]any)["text"] != "partial\n" || lost["error"] == nil {
+		t.Errorf("task running at the crash = %v", lost)
+	}
+	hosttest.WaitGone(t, runningPid, "a lost task's process")
+
+	// Now the host: SIGKILL it, start another on the same work_dir.
+	if err := h.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-h.Exited
+	h2 := startRemote(t, nil, "--work_dir="+work)
+	if _, after := seedTask(t, h2, pid); toJSON(after) != toJSON(before) {
+		t.Errorf("after kill -9 of the host:\n%v\nbefore:\n%v", after, before)
+	}
+	if before["exitCode"] != 7.0 || before["stdout"] != "out\n" || before["stderr"] != "err\n" {
+		t.Errorf("result = %v", before)
+	}
+}
+
+// Finished tasks beyond max_tasks go, oldest first, with their files.
+func TestRetentionMaxTasks(t *testing.T) {
+	h := startRemote(t, []string{"max_tasks", "2"})
+	var ids []string
+	for i := range 4 {
+		_, id := execute(t, h, fmt.Sprintf(`{"command":"echo","arguments":["%d"]}`, i))
+		waitTask(t, h, id)
+		ids = append(ids, id)
+	}
+	// Eviction runs after each finish; the newest two remain.
+	_, id := execute(t, h, `{"command":"true"}`)
+	waitTask(t, h, id)
+	code, b := h.Get("/remote/tasks")
+	var got []string
+	for _, x := range hosttest.Decode(t, b)["tasks"].([]any) {
+		got = append(got, x.(map[string]any)["id"].(string))
+	}
+	if code != 200 || len(got) > 3 || slices.Contains(got, ids[0]) || slices.Contains(got, ids[1]) {
+		t.Errorf("tasks kept = %v (all: %v)", got, ids)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(h.WorkDir, "modules", "*", "tasks", "*"))
+	if len(dirs) > 3 {
+		t.Errorf("task directories left: %v", dirs)
+	}
+}
+
+// A command writing 1 GiB: stored head and tail, counted whole, and the
+// module's memory stays near idle.
+func TestOutputCap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 1 GiB through a pipe")
+	}
+	h := startRemote(t, []string{"max_output_bytes", "1MB"})
+	code, b := h.Get("/state")
+	modPid := int(hosttest.Decode(t, b)["modules"].([]any)[0].(map[string]any)["pid"].(float64))
+	idle := peakRSS(t, modPid)
+	_, id := execute(t, h, `{"command":"head","arguments":["-c","1073741824","/dev/zero"],"timeout":600}`)
+	res := waitTask(t, h, id)
+	out := res["stdout"].(map[string]any)
+	if code != 200 || res["state"] != "exited" || out["totalBytes"] != float64(1<<30) || out["truncated"] != true ||
+		out["storedBytes"].(float64) > 1<<20 {
+		t.Errorf("1 GiB task = %v", res)
+	}
+	// The bound is loose because this is a -race build (make bench reports
+	// the real figure); it still fails if output were buffered in memory.
+	if grew := peakRSS(t, modPid) - idle; grew > 64<<20 {
+		t.Errorf("the module's peak RSS grew by %d MiB while capturing 1 GiB", grew>>20)
+	}
+	t.Logf("module peak RSS: idle %d MiB, after 1 GiB %d MiB", idle>>20, peakRSS(t, modPid)>>20)
+}
+
+// peakRSS reads a process's peak resident set (VmHWM) in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
