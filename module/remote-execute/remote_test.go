@@ -244,6 +244,27 @@ func TestTasksAPI(t *testing.T) {
 	}
 }
 
+// Output is binary safe: raw bytes from the raw endpoint, base64 in JSON.
+func TestBinaryOutput(t *testing.T) {
+	h := startRemote(t, nil)
+	pid, id := execute(t, h, `{"command":"printf","arguments":["\\377\\376\\000ok"]}`)
+	res := waitTask(t, h, id)
+	want := "\xff\xfe\x00ok"
+	if code, raw := h.Get("/remote/tasks/" + id + "/stdout"); code != 200 || raw != want {
+		t.Errorf("raw stdout = %d %q, want %q", code, raw, want)
+	}
+	if out := res["stdout"].(map[string]any); out["encoding"] != "base64" || out["text"] != "//4Ab2s=" {
+		t.Errorf("JSON stdout = %v, want base64 //4Ab2s=", out)
+	}
+	if _, seed := seedTask(t, h, pid); seed["stdout"] != "//4Ab2s=" || seed["stdoutEncoding"] != "base64" {
+		t.Errorf("seed stdout = %q (encoding %v)", seed["stdout"], seed["stdoutEncoding"])
+	}
+	big := strings.NewReader(`{"command":"echo","arguments":["` + strings.Repeat("x", 9<<20) + `"]}`)
+	if code, b := h.Do("POST", "/remote/execute", big); code != 413 || !strings.Contains(b, "error") {
+		t.Errorf("9 MiB body = %d %.200s, want 413", code, b)
+	}
+}
+
 // waitLine follows a task's stdout until it has printed want.
 func waitLine(t *testing.T, h *hosttest.Host, id, want string) {
 	t.Helper()
