@@ -279,8 +279,11 @@ func (s *Service) createTask(w http.ResponseWriter, r *http.Request) error {
 // taskView is a task as the REST routes show it.
 type taskView struct {
 	record
-	Stdout *streamView `json:"stdout,omitempty"`
-	Stderr *streamView `json:"stderr,omitempty"`
+	// The record's bookkeeping stays out of the API.
+	Version    int         `json:"-"`
+	StartTicks uint64      `json:"-"`
+	Stdout     *streamView `json:"stdout,omitempty"`
+	Stderr     *streamView `json:"stderr,omitempty"`
 }
 
 type streamView struct {
@@ -355,10 +358,11 @@ func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) error {
 		f.Labels[k] = v
 	}
 	recs, next := s.List(f)
-	if recs == nil {
-		recs = []record{}
+	views := make([]taskView, len(recs))
+	for i, r := range recs {
+		views[i] = taskView{record: r}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tasks": recs, "next_cursor": next})
+	writeJSON(w, http.StatusOK, map[string]any{"tasks": views, "next_cursor": next})
 	return nil
 }
 

@@ -119,3 +119,32 @@ func TestNewID(t *testing.T) {
 		t.Errorf("ids %q %q", a, b)
 	}
 }
+
+func TestListPages(t *testing.T) {
+	s := open(t, t.TempDir(), DefaultParams())
+	var want []string
+	for range 3 {
+		want = append(want, run(t, s, "true").ID)
+	}
+	var got []string
+	cursor := ""
+	for page := 0; ; page++ {
+		recs, next := s.List(Filter{After: cursor, Limit: 2, State: Exited})
+		for _, r := range recs {
+			got = append(got, r.ID)
+		}
+		if next == "" {
+			break
+		}
+		if page > 3 {
+			t.Fatal("paging does not end")
+		}
+		cursor = next
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("pages = %v, want %v", got, want)
+	}
+	if recs, _ := s.List(Filter{State: Running, Limit: 10}); len(recs) != 0 {
+		t.Errorf("running filter = %v", recs)
+	}
+}
