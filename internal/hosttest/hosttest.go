@@ -55,12 +55,21 @@ type Host struct {
 }
 
 // Start starts the modhost binary on a free loopback port with a fresh
-// work_dir (args are added after those) and waits for its "listening" line.
+// work_dir unless args give one and waits for its "listening" line.
 // It is stopped with SIGTERM at cleanup.
 func Start(t *testing.T, modhost string, env []string, args ...string) *Host {
 	t.Helper()
-	work := ShortTemp(t)
-	h := Launch(t, modhost, env, append([]string{"--port=0", "--work_dir=" + work}, args...)...)
+	work := ""
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--work_dir="); ok {
+			work = v
+		}
+	}
+	if work == "" {
+		work = ShortTemp(t)
+		args = append([]string{"--work_dir=" + work}, args...)
+	}
+	h := Launch(t, modhost, env, append([]string{"--port=0"}, args...)...)
 	h.WorkDir = work
 	line, err := h.Logs.Wait(regexp.MustCompile(`listening: addr=(\S+)`), h.Exited)
 	if err != nil {
