@@ -415,3 +415,48 @@ func TestAgentEndpointsAndHelp(t *testing.T) {
 		}
 	}
 }
+
+// A module run by hand in debug mode (as under a debugger) prints a line
+// that the host accepts with --reattach; the host serves it and leaves
+// its process alone.
+func TestReattachToDebugModule(t *testing.T) {
+	cmd := exec.Command(filepath.Join(bins, "testmodule"))
+	cmd.Env = append(os.Environ(), "EXECMOD_MODULE_DEBUG=1", hosttest.RaceEnv)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	sc := bufio.NewScanner(stderr)
+	line := ""
+	for sc.Scan() {
+		if _, after, ok := strings.Cut(sc.Text(), "--reattach='"); ok {
+			line = strings.TrimSuffix(after, "'")
+			break
+		}
+	}
+	if line == "" {
+		t.Fatal("the debug module printed no --reattach line")
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+
+	h := startHost(t, nil, "--reattach="+line)
+	if pid := modulePid(h); pid != cmd.Process.Pid {
+		t.Errorf("served by pid %d, want the debug process %d", pid, cmd.Process.Pid)
+	}
+	if err := h.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-h.Exited
+	// Still there, and still serving: a second host attaches to it.
+	h2 := startHost(t, nil, "--reattach="+line)
+	if pid := modulePid(h2); pid != cmd.Process.Pid {
+		t.Errorf("second host served by pid %d, want the debug process %d", pid, cmd.Process.Pid)
+	}
+}

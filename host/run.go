@@ -108,7 +108,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 // startModules loads the descriptor and starts every module concurrently.
 // If any fails, the others are stopped and the error is a loadError.
 func startModules(ctx context.Context, cfg config.Config, flags []wire.Flag, environ []string, log hclog.Logger) ([]*supervisor.Module, error) {
-	if cfg.Modules == "" && cfg.ModulesDir == "" {
+	if cfg.Modules == "" && cfg.ModulesDir == "" && cfg.Reattach == "" {
 		log.Warn("no --modules or --modules_dir given: serving the agent endpoints only")
 		return nil, nil
 	}
@@ -127,23 +127,26 @@ func startModules(ctx context.Context, cfg config.Config, flags []wire.Flag, env
 	if err != nil {
 		return nil, loadError{err}
 	}
+	specs := make([]supervisor.Spec, 0, len(entries)+1)
+	for i, e := range entries {
+		params := make([]wire.Param, len(e.Parameters))
+		for j, p := range e.Parameters {
+			params[j] = wire.Param{Key: p.Key, Value: p.Value}
+		}
+		specs = append(specs, supervisor.Spec{Name: e.Name, Path: e.Path, Params: params, Source: e.Source, Index: i})
+	}
+	if cfg.Reattach != "" {
+		specs = append(specs, supervisor.Spec{Name: "debug", Path: "(reattached)", Source: "--reattach", Index: len(specs), Attach: cfg.Reattach})
+	}
 	sc := supervisor.Config{
 		WorkDir: cfg.WorkDir, Flags: flags, LogLevel: cfg.LoggingLevel, HostVersion: version,
 		Env: moduleEnv(environ), Logger: log, StartTimeout: cfg.ModuleStartTimeout,
 	}
-	modules := make([]*supervisor.Module, len(entries))
-	errs := make([]error, len(entries))
+	modules := make([]*supervisor.Module, len(specs))
+	errs := make([]error, len(specs))
 	var wg sync.WaitGroup
-	for i, e := range entries {
-		wg.Go(func() {
-			params := make([]wire.Param, len(e.Parameters))
-			for j, p := range e.Parameters {
-				params[j] = wire.Param{Key: p.Key, Value: p.Value}
-			}
-			modules[i], errs[i] = supervisor.Start(ctx, supervisor.Spec{
-				Name: e.Name, Path: e.Path, Params: params, Source: e.Source, Index: i,
-			}, sc)
-		})
+	for i, spec := range specs {
+		wg.Go(func() { modules[i], errs[i] = supervisor.Start(ctx, spec, sc) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

@@ -41,12 +41,13 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 // GRPCClient is called in the host. done is cancelled when the module
 // process exits.
 func (p *grpcPlugin) GRPCClient(done context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return &stub{rpc: modulev1.NewModuleClient(cc), done: done}, nil
+	return &stub{rpc: modulev1.NewModuleClient(cc), done: done, conn: cc}, nil
 }
 
 type stub struct {
 	rpc  modulev1.ModuleClient
 	done context.Context
+	conn *grpc.ClientConn
 }
 
 func pluginSets(server modulev1.ModuleServer) map[int]plugin.PluginSet {

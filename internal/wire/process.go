@@ -42,6 +42,8 @@ type Process struct {
 	done     context.Context
 	pid      int
 	reattach bool
+	detach   bool             // Stop only disconnects (Attach)
+	conn     *grpc.ClientConn // the connection to the module
 }
 
 // Start starts the module executable in its own process group, with
@@ -117,6 +119,21 @@ func Reattach(rc *plugin.ReattachConfig, logger hclog.Logger) (*Process, error) 
 	return p, nil
 }
 
+// Attach connects to a module serving in debug mode from the JSON line it
+// printed (see ReattachInfo). Stop disconnects; the module's process is the
+// developer's and is never killed.
+func Attach(info string, logger hclog.Logger) (*Process, error) {
+	rc, err := ParseReattach(info)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Reattach(rc, logger)
+	if p != nil {
+		p.detach = true
+	}
+	return p, err
+}
+
 // ReattachInfo is the JSON a module in debug mode prints, which the host
 // accepts to reattach to it.
 type ReattachInfo struct {
@@ -153,7 +170,7 @@ func connect(client *plugin.Client, reattach bool) (*Process, error) {
 	if !ok {
 		return nil, fmt.Errorf("wire: unexpected plugin type %T", raw)
 	}
-	p := &Process{client: client, rpc: s.rpc, done: s.done, reattach: reattach}
+	p := &Process{client: client, rpc: s.rpc, done: s.done, conn: s.conn, reattach: reattach}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
 	}
@@ -201,7 +218,14 @@ func (p *Process) Metrics(ctx context.Context) (map[string]float64, error) {
 // Stop asks the module to shut down (its io.Closer runs), waits up to two
 // seconds, then kills it; and kills whatever is left in its process group.
 // It blocks until the process is reaped. Safe to call more than once.
+// A module connected with Attach is only disconnected.
 func (p *Process) Stop() {
+	if p.detach {
+		// go-plugin's Kill would ask the module to shut down (and kill it
+		// after 2 s); a module someone attached us to is theirs.
+		_ = p.conn.Close()
+		return
+	}
 	p.client.Kill()
 	if !p.reattach && p.pid > 0 {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)

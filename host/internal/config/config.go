@@ -31,6 +31,7 @@ type Config struct {
 	Modules                 string // file://PATH, /abs/path or inline JSON
 	ModulesDir              string
 	ModulesPath             string // list of directories, like $PATH
+	Reattach                string // reattach line of a module in debug mode
 	LoggingLevel            string // INFO, WARNING, ERROR, DEBUG or TRACE
 	ModuleStartTimeout      time.Duration
 	MaxRequestBody          int64
@@ -108,6 +109,15 @@ var flags = []flag{
 	{name: "modules_path", help: "Directories (separated by ':') searched for a library given by \"name\" in modules.json, before $PATH.",
 		set: func(c *Config, v string) error { c.ModulesPath = v; return nil },
 		get: func(c *Config) string { return c.ModulesPath }},
+	{name: "reattach", help: "Also serve a module that runs in debug mode (started by you, e.g. under a debugger, with EXECMOD_MODULE_DEBUG=1): pass the JSON line it prints. The host connects to it as module \"debug\" and never starts, restarts or kills it.",
+		set: func(c *Config, v string) error {
+			if !strings.HasPrefix(strings.TrimSpace(v), "{") {
+				return errors.New("want the JSON line a module prints when run with EXECMOD_MODULE_DEBUG=1")
+			}
+			c.Reattach = v
+			return nil
+		},
+		get: func(c *Config) string { return c.Reattach }},
 	{name: "logging_level", def: "INFO",
 		help: "Log messages at or above this level: INFO, WARNING or ERROR as in Mesos, or DEBUG and TRACE for more. Modules log at the same level.",
 		set: func(c *Config, v string) error {

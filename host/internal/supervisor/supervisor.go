@@ -37,6 +37,10 @@ type Spec struct {
 	Params []wire.Param
 	Source string // where modules.json declared it, for messages
 	Index  int    // position among the host's modules (names its socket dir)
+	// Attach, instead of Path, is the reattach line of a module serving in
+	// debug mode (EXECMOD_MODULE_DEBUG=1): the host connects to it and
+	// never starts, restarts or kills it.
+	Attach string
 }
 
 // Config is what every module of a host shares.
@@ -147,11 +151,17 @@ func (m *Module) launch(ctx context.Context) (*wire.Process, wire.Manifest, erro
 	if n := len(m.socketDir()) + len("/plugin1234567890"); n > 107 {
 		return nil, wire.Manifest{}, fmt.Errorf("module %s: --work_dir %q is too long for the module's unix socket path (%d bytes, at most 107); use a shorter --work_dir", m.spec.Name, m.cfg.WorkDir, n)
 	}
-	env := append(append([]string{}, m.cfg.Env...), "EXECMOD_LOG_LEVEL="+m.cfg.LogLevel)
-	proc, err := wire.Start(wire.StartConfig{
-		Path: m.spec.Path, Env: env, SocketDir: m.socketDir(),
-		Logger: m.log, StartTimeout: m.cfg.StartTimeout,
-	})
+	var proc *wire.Process
+	var err error
+	if m.spec.Attach != "" {
+		proc, err = wire.Attach(m.spec.Attach, m.log)
+	} else {
+		env := append(append([]string{}, m.cfg.Env...), "EXECMOD_LOG_LEVEL="+m.cfg.LogLevel)
+		proc, err = wire.Start(wire.StartConfig{
+			Path: m.spec.Path, Env: env, SocketDir: m.socketDir(),
+			Logger: m.log, StartTimeout: m.cfg.StartTimeout,
+		})
+	}
 	if err != nil {
 		return nil, wire.Manifest{}, fmt.Errorf("module %s (%s): %w", m.spec.Name, m.spec.Source, err)
 	}
@@ -187,6 +197,14 @@ func (m *Module) supervise(proc *wire.Process) {
 		default:
 		}
 		proc.Stop() // reap it and whatever it left in its group
+		if m.spec.Attach != "" {
+			m.mu.Lock()
+			m.proc, m.state, m.since = nil, Failed, time.Now()
+			m.lastError = "the module in debug mode went away; start it again and pass its new line to --reattach"
+			m.mu.Unlock()
+			m.log.Error("module failed: " + m.lastError)
+			return
+		}
 		delay, give := m.crashed(errors.New("module process exited"))
 		if give {
 			return
