@@ -37,6 +37,9 @@ func (e loadError) Unwrap() error { return e.err }
 // run is the whole host: it returns when ctx is done (after draining
 // requests and stopping every module) or when start-up fails.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "new-module" {
+		return newModule(args[1:], stdout, stderr)
+	}
 	cfg, err := config.Parse(args, environ)
 	if errors.Is(err, config.ErrHelp) {
 		config.Usage(stdout)

@@ -312,7 +312,8 @@ func (c Config) Flags() []Flag {
 
 // Usage prints the flags, their help and defaults.
 func Usage(w io.Writer) {
-	fmt.Fprint(w, "Usage: modhost --work_dir=DIR [--modules=... | --modules_dir=DIR] [options]\n\n"+
+	fmt.Fprint(w, "Usage: modhost --work_dir=DIR [--modules=... | --modules_dir=DIR] [options]\n"+
+		"       modhost new-module [--dir=DIR] NAME    (writes a new module to start from)\n\n"+
 		"Every flag can also be set as MESOS_<FLAG> in the environment (MESOS_WORK_DIR=...);\n"+
 		"the command line wins.\n\n")
 	for _, f := range flags {

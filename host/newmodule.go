@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+)
+
+// moduleID is what a scaffolded module may be called: a module id (its
+// mount point), which is also its folder and binary name.
+var moduleID = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+
+const execmodModule = "github.com/execmod/execmod"
+
+// newModule is `modhost new-module [--dir=DIR] [--execmod=CHECKOUT] NAME`:
+// it writes a working module folder (main.go, main_test.go, README.md,
+// modules.json; go.mod and go.sum when the folder is outside an execmod
+// checkout) that builds and passes its test unchanged.
+func newModule(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("new-module", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "folder to create (default ./NAME)")
+	checkout := fs.String("execmod", "", "the execmod checkout to build against, when the folder is outside it (default: the checkout this modhost was built in, if found)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: modhost new-module [--dir=DIR] [--execmod=CHECKOUT] NAME\n\nWrites a new module, its test, README and modules.json into DIR (default ./NAME).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("new-module: want exactly one NAME")
+	}
+	name := fs.Arg(0)
+	if !moduleID.MatchString(name) {
+		return fmt.Errorf("new-module: %q is not a module name: use lower-case letters, digits, '-' and '_', starting with a letter (it becomes the mount point /%s/)", name, name)
+	}
+	target := *dir
+	if target == "" {
+		target = name
+	}
+	target, err := filepath.Abs(target)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(target); err == nil {
+		return fmt.Errorf("new-module: %s already exists; choose another --dir", target)
+	}
+	root, inside := findCheckout(filepath.Dir(target))
+	if !inside {
+		root = *checkout
+		if root == "" {
+			root = checkoutOfExecutable()
+		}
+		if root == "" {
+			return errors.New("new-module: the folder is outside an execmod checkout; pass --execmod=<path to your checkout> so the module can build against it")
+		}
+		if root, err = filepath.Abs(root); err != nil {
+			return err
+		}
+		if r, ok := findCheckout(root); !ok || r != root {
+			return fmt.Errorf("new-module: %s is not an execmod checkout (no go.mod for %s there)", root, execmodModule)
+		}
+	}
+
+	data := struct {
+		Name, Title, Binary, Checkout string
+	}{Name: name, Title: strings.ToUpper(name[:1]) + strings.ReplaceAll(name[1:], "-", "_"), Binary: "./" + name, Checkout: root}
+	// Inside a checkout, modules and examples are built into <checkout>/bin
+	// by make build; elsewhere, go build leaves the binary in the folder.
+	if inside {
+		rel, err := filepath.Rel(target, filepath.Join(root, "bin", name))
+		if err != nil {
+			return err
+		}
+		data.Binary = rel
+	}
+	files := map[string]string{
+		"main.go": mainTmpl, "main_test.go": testTmpl, "README.md": readmeTmpl, "modules.json": descTmpl,
+	}
+	if !inside {
+		files["go.mod"] = ""
+		files["go.sum"] = ""
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	for file, tmpl := range files {
+		var b bytes.Buffer
+		switch file {
+		case "go.mod":
+			if err := goMod(&b, name, root); err != nil {
+				return err
+			}
+		case "go.sum":
+			sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+			if err != nil {
+				return err
+			}
+			b.Write(sum)
+		default:
+			if err := template.Must(template.New(file).Delims("[[", "]]").Parse(tmpl)).Execute(&b, data); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(target, file), b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "Created module %q in %s. Next:\n\tcd %s && go test ./... && go build -o %s .\n", name, target, target, filepath.Join(target, filepath.Base(data.Binary)))
+	if inside {
+		fmt.Fprintf(stdout, "(inside the checkout, make build puts it in bin/ with the others)\n")
+	}
+	return nil
+}
+
+// findCheckout walks up from dir to the go.mod of the execmod module.
+func findCheckout(dir string) (string, bool) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if f, err := os.Open(filepath.Join(d, "go.mod")); err == nil {
+			sc := bufio.NewScanner(f)
+			sc.Scan()
+			f.Close()
+			return d, strings.TrimSpace(sc.Text()) == "module "+execmodModule
+		}
+		if filepath.Dir(d) == d {
+			return "", false
+		}
+	}
+}
+
+// checkoutOfExecutable is the checkout this modhost lives in (bin/modhost),
+// if any.
+func checkoutOfExecutable() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if root, ok := findCheckout(filepath.Dir(exe)); ok {
+		return root
+	}
+	return ""
+}
+
+// goMod writes a go.mod that builds against the checkout at root: its
+// requirements, and a replace directive pointing at it.
+func goMod(w io.Writer, name, root string) error {
+	src, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return err
+	}
+	var reqs []string
+	goLine := "go 1.26"
+	inBlock := false
+	for _, line := range strings.Split(string(src), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case t == "require (":
+			inBlock = true
+		case strings.HasPrefix(t, "go "):
+			goLine = t
+		case inBlock && t == ")":
+			inBlock = false
+		case inBlock && t != "":
+			reqs = append(reqs, strings.TrimSuffix(t, " // indirect")+" // indirect")
+		case strings.HasPrefix(t, "require ") && !strings.HasSuffix(t, "("):
+			reqs = append(reqs, strings.TrimSuffix(strings.TrimPrefix(t, "require "), " // indirect")+" // indirect")
+		}
+	}
+	slices.Sort(reqs)
+	fmt.Fprintf(w, "module example.com/%s\n\n%s\n\nrequire %s v0.0.0\n\nrequire (\n", name, goLine, execmodModule)
+	for _, r := range reqs {
+		fmt.Fprintf(w, "\t%s\n", r)
+	}
+	fmt.Fprintf(w, ")\n\n// The execmod SDK comes from your checkout.\nreplace %s => %s\n", execmodModule, root)
+	return nil
+}
+
+const mainTmpl = `// Command [[.Name]] is an execmod module. Mounted at /[[.Name]]/ by
+// modhost it serves
+//
+//	GET /[[.Name]]/hello/{who}
+//
+// with a greeting set by the "greeting" parameter in modules.json.
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/execmod/execmod/sdk"
+)
+
+type module struct{ greeting string }
+
+var _ sdk.Provisioner = (*module)(nil)
+
+// Provision reads the module's parameters from modules.json.
+func (m *module) Provision(_ context.Context, env sdk.Env) error {
+	m.greeting = cmp.Or(env.Params["greeting"], "Hello")
+	env.Logger.Info("provisioned", "greeting", m.greeting)
+	return nil
+}
+
+func (m *module) Routes() []sdk.Route {
+	return []sdk.Route{{
+		Pattern: "GET /hello/{who}", Handler: http.HandlerFunc(m.hello), Realm: sdk.ReadOnly,
+		Help: sdk.Help{TLDR: "Greets {who}.", Description: "Answers with the greeting from the module's parameters."},
+	}}
+}
+
+func (m *module) hello(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintf(w, "%s, %s!\n", m.greeting, r.PathValue("who"))
+}
+
+func main() { sdk.Serve("[[.Name]]", &module{}) }
+`
+
+const testTmpl = `package main
+
+import (
+	"io"
+	"testing"
+
+	"github.com/execmod/execmod/sdk/sdktest"
+)
+
+func TestHello(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []sdktest.Option
+		want string
+	}{
+		{"default greeting", nil, "Hello, world!\n"},
+		{"greeting parameter", []sdktest.Option{sdktest.Params("greeting", "Hi")}, "Hi, world!\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := sdktest.NewServer(t, "[[.Name]]", &module{}, tc.opts...)
+			resp, err := srv.Client.Get(srv.URL + "/[[.Name]]/hello/world")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(body) != tc.want {
+				t.Errorf("GET = %d %q, want 200 %q", resp.StatusCode, body, tc.want)
+			}
+		})
+	}
+}
+`
+
+const readmeTmpl = `# [[.Name]]
+
+An execmod module, mounted at ` + "`/[[.Name]]/`" + `:
+
+    GET /[[.Name]]/hello/{who}    ->  "<greeting>, <who>!"
+
+## Test, build, run
+
+    go test ./...
+    go build -o [[.Binary]] .
+    modhost --work_dir=/tmp/[[.Name]]-work --modules=file://$PWD/modules.json
+    curl localhost:5051/[[.Name]]/hello/world
+
+The module's log lines appear in the host's log under its modules.json
+name (org_example_[[.Title]]). Change the greeting in ` + "`modules.json`" + `'s
+parameters; a module validates its parameters in Provision, and an error
+there stops the host with your message.
+`
+
+const descTmpl = `{
+  "libraries": [
+    {
+      "file": "[[.Binary]]",
+      "modules": [
+        {
+          "name": "org_example_[[.Title]]",
+          "parameters": [{"key": "greeting", "value": "Hello"}]
+        }
+      ]
+    }
+  ]
+}
+`
