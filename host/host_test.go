@@ -460,3 +460,52 @@ func TestReattachToDebugModule(t *testing.T) {
 		t.Errorf("second host served by pid %d, want the debug process %d", pid, cmd.Process.Pid)
 	}
 }
+
+// The mistakes a first-time module author makes get messages that say
+// what happened and what to do.
+func TestAuthorMistakes(t *testing.T) {
+	dir := t.TempDir()
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	desc := func(file string) string {
+		return fmt.Sprintf(`--modules={"libraries":[{"file":%q,"modules":[{"name":"m"}]}]}`, file)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"stdout before Serve", []string{desc(script("chatty", "echo starting up; exec "+filepath.Join(bins, "testmodule")))},
+			[]string{"Error loading modules:", "printed to stdout before sdk.Serve", "log to stderr"}},
+		{"protocol version", []string{desc(script("future", "echo '1|99|unix|/nonexistent/sock|grpc|'; exec sleep 60"))},
+			[]string{"Error loading modules:", "plugin protocol version 1", "rebuild the module"}},
+		{"not a module", []string{desc(script("plain", "exit 3"))},
+			[]string{"Error loading modules:", "exited or closed stdout before the plugin handshake", "sdk.Serve"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stderr := runHost(t, append([]string{"--port=0", "--work_dir=" + hosttest.ShortTemp(t), "--module_start_timeout=20secs"}, tc.args...)...)
+			if code != 1 {
+				t.Errorf("exit code %d, want 1; stderr:\n%s", code, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+
+	// Run by hand, a module says it is one and how to run it.
+	cmd := exec.Command(filepath.Join(bins, "testmodule"))
+	cmd.Env = []string{hosttest.RaceEnv}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 ||
+		!strings.Contains(string(out), "is an execmod module") || !strings.Contains(string(out), "modhost --work_dir") {
+		t.Errorf("a module run by hand: %v\n%s", err, out)
+	}
+}

@@ -90,12 +90,18 @@ func Mount(mux *http.ServeMux, m Manifest, backend Backend, opts MountOptions) e
 }
 
 // Handle is mux.Handle with its panics (bad pattern, conflict) as errors.
+// The "(registered at file:line)" notes net/http adds point into this
+// package, not at the author's code, so they are dropped.
 func Handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("%v", v)
+			msg := registeredAt.ReplaceAllString(fmt.Sprint(v), "")
+			msg = strings.Join(strings.Fields(msg), " ")
+			err = errors.New(msg)
 		}
 	}()
 	mux.Handle(pattern, h)
 	return nil
 }
+
+var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)

@@ -182,10 +182,12 @@ func connect(client *plugin.Client, reattach bool) (*Process, error) {
 func explainStartError(err error) error {
 	msg := err.Error()
 	switch {
+	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"):
+		return fmt.Errorf("the module exited or closed stdout before the plugin handshake: is its main sdk.Serve(...)? Its own output, if any, is in the log above\n(go-plugin: %w)", err)
 	case strings.Contains(msg, "Unrecognized remote plugin message"):
-		return fmt.Errorf("%w\n(the module printed to stdout before sdk.Serve completed the handshake; log to stderr or with the sdk logger instead)", err)
+		return fmt.Errorf("the module printed to stdout before sdk.Serve completed the handshake; log to stderr or with the sdk logger instead\n(go-plugin: %w)", err)
 	case strings.Contains(msg, "Incompatible API version"), strings.Contains(msg, "incompatible"):
-		return fmt.Errorf("%w\n(this host speaks plugin protocol version %d; rebuild the module against a matching execmod SDK)", err, ProtocolVersion)
+		return fmt.Errorf("this host speaks plugin protocol version %d and the module another; rebuild the module against a matching execmod SDK\n(go-plugin: %w)", ProtocolVersion, err)
 	}
 	return err
 }
