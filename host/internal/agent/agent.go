@@ -1,11 +1,13 @@
 // Package agent is the host's HTTP surface: the Mesos agent's own endpoints
-// (/health, /version, /flags, /state, /help) and every module's routes,
-// mounted under /<id>/ and forwarded to the module. It builds the route
-// table once, at start, and reports conflicts as errors naming both owners.
+// (/health, /version, /flags, /state, /help, /metrics/snapshot, and /metrics
+// in Prometheus text format) and every module's routes, mounted under
+// /<id>/ and forwarded to the module. It builds the route table once, at
+// start, and reports conflicts as errors naming both owners.
 package agent
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,11 +43,17 @@ type Module interface {
 	Manifest() wire.Manifest
 	Backend() (*wire.Process, error)
 	Status() supervisor.Status
+	// Metrics returns the module's own metrics, or an error if it is down.
+	// It must return when ctx is done.
+	Metrics(ctx context.Context) (map[string]float64, error)
 }
 
 // Options configure New.
 type Options struct {
 	MaxBody int64 // request body limit for module routes
+	// MetricsTimeout bounds how long /metrics/snapshot waits for the
+	// modules' metrics; 0 means 2 seconds.
+	MetricsTimeout time.Duration
 }
 
 // Server is the host's HTTP handler.
@@ -54,6 +62,8 @@ type Server struct {
 	modules []Module
 	mux     *http.ServeMux
 	table   Table
+
+	metricsTimeout time.Duration
 }
 
 // reserved ids are the host's own path roots; a module cannot mount there.
@@ -67,7 +77,8 @@ var reserved = map[string]bool{
 // routes under /<id>/. Two modules with one id, a reserved id, or a route a
 // module declares twice are errors that name the modules involved.
 func New(info Info, modules []Module, opts Options) (*Server, error) {
-	s := &Server{info: info, modules: modules, mux: http.NewServeMux()}
+	s := &Server{info: info, modules: modules, mux: http.NewServeMux(),
+		metricsTimeout: cmp.Or(opts.MetricsTimeout, defaultMetricsTimeout)}
 	s.addAgentRoutes()
 
 	owner := map[string]string{}
@@ -115,6 +126,8 @@ func (s *Server) addAgentRoutes() {
 	add("GET", "/version", wire.RealmNone, s.version)
 	add("GET", "/flags", wire.RealmReadOnly, s.flags)
 	add("GET", "/state", wire.RealmReadOnly, s.state)
+	add("GET", "/metrics/snapshot", wire.RealmReadOnly, s.metricsSnapshot)
+	add("GET", "/metrics", wire.RealmReadOnly, s.metricsPrometheus)
 	h := help.Handler(s.helpProcesses)
 	s.mux.Handle("/help", h)
 	s.mux.Handle("/help/", h)
@@ -179,7 +192,7 @@ var agentHelp = help.Process{ID: "slave(1)", Delegate: true, Endpoints: []help.E
 }}
 
 func (s *Server) helpProcesses() []help.Process {
-	procs := []help.Process{agentHelp}
+	procs := []help.Process{agentHelp, metricsHelp}
 	for _, m := range s.modules {
 		man := m.Manifest()
 		p := help.Process{ID: man.ID}

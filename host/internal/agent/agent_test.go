@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ func (f fixed) Backend() (*wire.Process, error) { return nil, nil }
 func (f fixed) Status() supervisor.Status {
 	return supervisor.Status{Name: f.name, Path: "/bin/" + f.name}
 }
+func (f fixed) Metrics(context.Context) (map[string]float64, error) { return nil, nil }
 
 func TestRouteTableGolden(t *testing.T) {
 	srv, err := New(Info{}, []Module{
