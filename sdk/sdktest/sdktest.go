@@ -48,6 +48,13 @@ func Principal(name string) Option {
 	return func(o *sdk.InProcess) { o.Principal = func(*http.Request) string { return name } }
 }
 
+// DataDir gives the module dir as its data directory instead of a fresh
+// temporary one: a test can stop one server and Provision another on the
+// same state.
+func DataDir(dir string) Option {
+	return func(o *sdk.InProcess) { o.DataDir = dir }
+}
+
 // MaxBody limits request bodies as the host's --max_request_body does.
 func MaxBody(n int64) Option {
 	return func(o *sdk.InProcess) { o.MaxBody = n }
