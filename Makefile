@@ -7,7 +7,7 @@ PORT    ?= 5051
 # Every module and example with a main package, built into bin/.
 MODULES := $(sort $(dir $(wildcard examples/*/main.go module/*/main.go)))
 
-.PHONY: all build run test check proto bench fuzz clean
+.PHONY: all build run test test-python new-module check proto bench fuzz clean
 
 all: build
 
@@ -26,6 +26,21 @@ run: build
 ## test: build and run every test with the race detector
 test: build
 	$(GO) test -race -timeout 20m ./...
+
+## test-python: the Python module example under the real host (installs Debian's python3-grpcio & co. if missing)
+PYTHON_DEBS := python3-grpcio python3-grpc-tools python3-cryptography python3-protobuf
+test-python:
+	@if ! /usr/bin/python3 -c 'import grpc, grpc_tools, cryptography, google.protobuf' 2>/dev/null; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing $(PYTHON_DEBS)"; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq $(PYTHON_DEBS); \
+	fi
+	EXECMOD_REQUIRE_PYTHON=1 $(GO) test -race -count=1 ./examples/python-echo/
+
+## new-module: scaffold examples/$(NAME), a module that builds and passes its test (make new-module NAME=greeter)
+new-module:
+	@[ -n "$(NAME)" ] || { echo "usage: make new-module NAME=greeter"; exit 1; }
+	$(GO) run ./host new-module --dir=examples/$(NAME) $(NAME)
 
 ## check: formatting, vet, and generated code up to date
 check:
