@@ -37,6 +37,14 @@ type Config struct {
 	MaxRequestBody          int64
 	DrainTimeout            time.Duration
 	InsecureUnauthenticated bool
+
+	// Authentication and authorization, with Mesos's flag names.
+	HTTPCredentials           string // --http_credentials: file://PATH, /abs/path or inline JSON
+	AuthenticateHTTPReadonly  bool
+	AuthenticateHTTPReadwrite bool
+	ACLs                      string // --acls: file://PATH, /abs/path or inline JSON
+	SSLCertFile, SSLKeyFile   string // serve HTTPS
+	SSLCAFile                 string // require client certificates signed by this CA (mTLS)
 }
 
 // Flag is one flag as /flags and modules see it.
@@ -54,7 +62,7 @@ type flag struct {
 // flags lists what the host accepts, in the order --help prints them.
 var flags = []flag{
 	{name: "ip", def: "127.0.0.1",
-		help: "IP address to listen on. Unlike the Mesos agent, which binds every address, the host binds loopback by default; binding any other address needs --insecure_unauthenticated until HTTP authentication is configured.",
+		help: "IP address to listen on. Unlike the Mesos agent, which binds every address, the host binds loopback by default; binding any other address needs --authenticate_http_readwrite (or --insecure_unauthenticated if you mean it).",
 		set: func(c *Config, v string) error {
 			if net.ParseIP(v) == nil {
 				return fmt.Errorf("%q is not an IP address", v)
@@ -164,6 +172,37 @@ var flags = []flag{
 			return err
 		},
 		get: func(c *Config) string { return strconv.FormatBool(c.InsecureUnauthenticated) }},
+	{name: "http_credentials", help: "HTTP credentials, as in Mesos: {\"credentials\":[{\"principal\":\"...\",\"secret\":\"...\"}]} given as file://PATH (preferred: the secrets stay out of ps and /flags), an absolute path, or inline JSON.",
+		set: func(c *Config, v string) error { c.HTTPCredentials = v; return nil },
+		get: func(c *Config) string { return redact(c.HTTPCredentials) }},
+	{name: "authenticate_http_readonly", boolean: true, def: "false",
+		help: "Require HTTP basic authentication for read-only endpoints (realm mesos-agent-readonly).",
+		set: func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.AuthenticateHTTPReadonly = b
+			return err
+		},
+		get: func(c *Config) string { return strconv.FormatBool(c.AuthenticateHTTPReadonly) }},
+	{name: "authenticate_http_readwrite", boolean: true, def: "false",
+		help: "Require HTTP basic authentication for endpoints that change things (realm mesos-agent-readwrite), such as /remote/execute.",
+		set: func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.AuthenticateHTTPReadwrite = b
+			return err
+		},
+		get: func(c *Config) string { return strconv.FormatBool(c.AuthenticateHTTPReadwrite) }},
+	{name: "acls", help: "Access control lists, in Mesos's JSON shape ({\"permissive\": false, \"<action>\": [...]}), as file://PATH, an absolute path, or inline JSON.",
+		set: func(c *Config, v string) error { c.ACLs = v; return nil },
+		get: func(c *Config) string { return c.ACLs }},
+	{name: "ssl_cert_file", help: "Serve HTTPS with this PEM certificate (chain); needs --ssl_key_file.",
+		set: func(c *Config, v string) error { c.SSLCertFile = v; return nil },
+		get: func(c *Config) string { return c.SSLCertFile }},
+	{name: "ssl_key_file", help: "The PEM private key of --ssl_cert_file.",
+		set: func(c *Config, v string) error { c.SSLKeyFile = v; return nil },
+		get: func(c *Config) string { return c.SSLKeyFile }},
+	{name: "ssl_ca_file", help: "Require a client certificate signed by a CA in this PEM file (mutual TLS); the certificate's common name is the principal.",
+		set: func(c *Config, v string) error { c.SSLCAFile = v; return nil },
+		get: func(c *Config) string { return c.SSLCAFile }},
 	{name: "help", boolean: true, help: "Print this help and exit.",
 		set: func(*Config, string) error { return nil },
 		get: func(*Config) string { return "" }},
@@ -282,10 +321,27 @@ func Parse(args, environ []string) (Config, error) {
 	if c.Modules != "" && c.ModulesDir != "" {
 		errs = append(errs, errors.New("only one of --modules or --modules_dir should be specified"))
 	}
-	if !bad["ip"] && !c.Loopback() && !c.InsecureUnauthenticated {
+	if (c.SSLCertFile == "") != (c.SSLKeyFile == "") {
+		errs = append(errs, errors.New("--ssl_cert_file and --ssl_key_file go together"))
+	}
+	if c.SSLCAFile != "" && c.SSLCertFile == "" {
+		errs = append(errs, errors.New("--ssl_ca_file (client certificates) needs --ssl_cert_file and --ssl_key_file"))
+	}
+	if (c.AuthenticateHTTPReadonly || c.AuthenticateHTTPReadwrite) && c.HTTPCredentials == "" && c.SSLCAFile == "" {
+		errs = append(errs, errors.New("--authenticate_http_readonly/--authenticate_http_readwrite need --http_credentials (or client certificates with --ssl_ca_file)"))
+	}
+	if !bad["ip"] && !c.Loopback() && !c.InsecureUnauthenticated && !c.AuthenticateHTTPReadwrite {
 		errs = append(errs, fmt.Errorf("refusing to listen on %s without HTTP authentication: anyone who can reach it could run commands here; bind loopback (--ip=127.0.0.1) or pass --insecure_unauthenticated if you mean it", c.IP))
 	}
 	return c, errors.Join(errs...)
+}
+
+// redact hides inline credentials (a file:// or path value is shown).
+func redact(v string) string {
+	if v == "" || strings.HasPrefix(v, "file://") || strings.HasPrefix(v, "/") {
+		return v
+	}
+	return "(inline credentials, not shown)"
 }
 
 // Loopback reports whether the host listens on a loopback address only.

@@ -31,7 +31,7 @@ func TestParseDefaults(t *testing.T) {
 	for _, f := range c.Flags() {
 		got = append(got, f.Name+"="+f.Value)
 	}
-	wantFlags := "drain_timeout=10secs insecure_unauthenticated=false ip=127.0.0.1 logging_level=INFO " +
+	wantFlags := "authenticate_http_readonly=false authenticate_http_readwrite=false drain_timeout=10secs insecure_unauthenticated=false ip=127.0.0.1 logging_level=INFO " +
 		"max_request_body=16MB module_start_timeout=30secs port=5051 sandbox_directory=/mnt/mesos/sandbox work_dir=/var/lib/modhost"
 	if s := strings.Join(got, " "); s != wantFlags {
 		t.Errorf("Flags() = %s\nwant      %s", s, wantFlags)
@@ -84,6 +84,20 @@ func TestParse(t *testing.T) {
 		{name: "non-loopback refused", args: []string{"--work_dir=/w", "--ip=0.0.0.0"}, wantErr: []string{"refusing to listen on 0.0.0.0", "--insecure_unauthenticated"}},
 		{name: "non-loopback allowed", args: []string{"--work_dir=/w", "--ip=0.0.0.0", "--insecure_unauthenticated"},
 			check: func(c Config) bool { return c.IP == "0.0.0.0" && !c.Loopback() }},
+		{name: "non-loopback with read-write authentication", args: []string{"--work_dir=/w", "--ip=0.0.0.0",
+			"--authenticate_http_readwrite", `--http_credentials={"credentials":[{"principal":"ops","secret":"s3cret"}]}`},
+			check: func(c Config) bool {
+				for _, f := range c.Flags() {
+					if strings.Contains(f.Value, "s3cret") {
+						return false // inline secrets must not reach /flags or modules
+					}
+				}
+				return c.AuthenticateHTTPReadwrite && c.HTTPCredentials != ""
+			}},
+		{name: "authentication without credentials", args: []string{"--work_dir=/w", "--authenticate_http_readonly"},
+			wantErr: []string{"need --http_credentials"}},
+		{name: "half a TLS pair", args: []string{"--work_dir=/w", "--ssl_cert_file=/c.pem"}, wantErr: []string{"go together"}},
+		{name: "client CA without TLS", args: []string{"--work_dir=/w", "--ssl_ca_file=/ca.pem"}, wantErr: []string{"needs --ssl_cert_file"}},
 		{name: "zero start timeout", args: []string{"--work_dir=/w", "--module_start_timeout=0secs"}, wantErr: []string{"more than 0"}},
 		{name: "relative sandbox", args: []string{"--work_dir=/w", "--sandbox_directory=sb"}, wantErr: []string{"not an absolute path"}},
 	} {
