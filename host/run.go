@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	if err != nil {
 		return fmt.Errorf("%w\nSee 'modhost --help' for a list of supported flags.", err)
+	}
+	if err := notYet(cfg); err != nil {
+		return err
 	}
 	log := hclog.New(&hclog.LoggerOptions{
 		Name: "modhost", Output: stderr, Level: hclog.LevelFromString(hclogLevel(cfg.LoggingLevel)),
@@ -163,6 +167,27 @@ func startModules(ctx context.Context, cfg config.Config, flags []wire.Flag, env
 		return nil, loadError{err}
 	}
 	return modules, nil
+}
+
+// notYet refuses the security flags this build parses but does not
+// enforce yet: accepting --authenticate_http_readwrite without checking
+// credentials would open the host while claiming to close it.
+func notYet(cfg config.Config) error {
+	var set []string
+	for name, on := range map[string]bool{
+		"--http_credentials": cfg.HTTPCredentials != "", "--authenticate_http_readonly": cfg.AuthenticateHTTPReadonly,
+		"--authenticate_http_readwrite": cfg.AuthenticateHTTPReadwrite, "--acls": cfg.ACLs != "",
+		"--ssl_cert_file": cfg.SSLCertFile != "", "--ssl_ca_file": cfg.SSLCAFile != "",
+	} {
+		if on {
+			set = append(set, name)
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	slices.Sort(set)
+	return fmt.Errorf("%s: not supported by this build yet; refusing to start rather than run unprotected", strings.Join(set, ", "))
 }
 
 // stopAll stops modules concurrently and waits for all of them.
