@@ -1,0 +1,2 @@
+// Package docs holds execmod's guides; its test runs tutorial.md as written.
+package docs
