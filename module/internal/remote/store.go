@@ -79,10 +79,16 @@ type result struct {
 // taskDir is where a task's record and output live.
 func (s *Service) taskDir(id string) string { return filepath.Join(s.dir, "tasks", id) }
 
-// save writes rec atomically: a temporary file, fsync, rename, fsync of the
-// directory. A reader (or a restart) sees the old record or the new one,
-// never a torn one.
+// save writes rec atomically (a temporary file renamed over task.json): a
+// reader, or the module after a crash of itself or of the host, sees the
+// old record or the new one, never a torn one. A final record is also
+// fsynced, with its directory, before save returns, so a result that was
+// reported survives a crash of the machine too. A queued or running record
+// is not: it matters for recovery after a crash of the module or host,
+// which page-cache writes survive, and a machine crash ends its processes
+// anyway. That halves the fsyncs per task, which bound throughput.
 func (s *Service) save(rec *record) error {
+	durable := rec.State.Final()
 	dir := s.taskDir(rec.ID)
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -93,7 +99,7 @@ func (s *Service) save(rec *record) error {
 		return fmt.Errorf("remote: save %s: %w", rec.ID, err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	if _, err = tmp.Write(b); err == nil {
+	if _, err = tmp.Write(b); err == nil && durable {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
@@ -102,7 +108,7 @@ func (s *Service) save(rec *record) error {
 	if err == nil {
 		err = os.Rename(tmp.Name(), filepath.Join(dir, "task.json"))
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = syncDir(dir)
 	}
 	if err != nil {
