@@ -54,7 +54,7 @@ proto:
 
 ## bench: the benchmark report (ratios against floors measured in the same run)
 bench:
-	$(GO) run ./bench
+	$(GO) run ./bench $(ARGS)
 
 ## fuzz: run every fuzz target for a bounded time
 FUZZTIME ?= 30s
