@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/execmod/execmod/host/internal/agent"
+	"github.com/execmod/execmod/host/internal/auth"
 	"github.com/execmod/execmod/host/internal/config"
 	"github.com/execmod/execmod/host/internal/descriptor"
 	"github.com/execmod/execmod/host/internal/supervisor"
@@ -55,6 +56,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	log := hclog.New(&hclog.LoggerOptions{
 		Name: "modhost", Output: stderr, Level: hclog.LevelFromString(hclogLevel(cfg.LoggingLevel)),
 	})
+	authn, tlsConfig, err := security(cfg, log)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("work_dir: %w", err)
 	}
@@ -84,7 +89,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	srv, err := agent.New(agent.Info{
 		Version: version, StartTime: time.Now(), ID: newID(), Hostname: hostname,
 		Addr: ln.Addr().String(), Flags: flags,
-	}, mounted, agent.Options{MaxBody: cfg.MaxRequestBody})
+	}, mounted, agent.Options{MaxBody: cfg.MaxRequestBody, Auth: authn.Wrap, Principal: auth.Principal})
 	if err != nil {
 		ln.Close()
 		return loadError{err}
@@ -92,10 +97,18 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	for _, line := range strings.Split(strings.TrimRight(srv.Table().String(), "\n"), "\n") {
 		log.Info("route: " + line)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		TLSConfig: tlsConfig}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "modules", len(modules))
+	listening := []any{"addr", ln.Addr().String(), "modules", len(modules)}
+	if tlsConfig != nil {
+		// ServeTLS uses hs.TLSConfig (adding HTTP/2); the files are read.
+		go func() { served <- hs.ServeTLS(ln, "", "") }()
+		listening = append(listening, "tls", true)
+	} else {
+		go func() { served <- hs.Serve(ln) }()
+	}
+	log.Info("listening", listening...)
 
 	select {
 	case err := <-served:
@@ -170,24 +183,67 @@ func startModules(ctx context.Context, cfg config.Config, flags []wire.Flag, env
 }
 
 // notYet refuses the security flags this build parses but does not
-// enforce yet: accepting --authenticate_http_readwrite without checking
-// credentials would open the host while claiming to close it.
+// enforce yet: accepting --acls without checking them would claim a
+// protection the host does not give.
 func notYet(cfg config.Config) error {
-	var set []string
-	for name, on := range map[string]bool{
-		"--http_credentials": cfg.HTTPCredentials != "", "--authenticate_http_readonly": cfg.AuthenticateHTTPReadonly,
-		"--authenticate_http_readwrite": cfg.AuthenticateHTTPReadwrite, "--acls": cfg.ACLs != "",
-		"--ssl_cert_file": cfg.SSLCertFile != "", "--ssl_ca_file": cfg.SSLCAFile != "",
-	} {
-		if on {
-			set = append(set, name)
+	if cfg.ACLs != "" {
+		return errors.New("--acls: not supported by this build yet; refusing to start rather than run unprotected")
+	}
+	return nil
+}
+
+// security loads what --http_credentials, --authenticate_http_* and
+// --ssl_* ask for: the authenticator every route goes through and, for
+// HTTPS, the TLS configuration (nil for plain HTTP). It logs which realms
+// are authenticated and how many principals there are, never a secret.
+func security(cfg config.Config, log hclog.Logger) (*auth.Authenticator, *tls.Config, error) {
+	var creds auth.Credentials
+	if cfg.HTTPCredentials != "" {
+		c, warnings, err := auth.LoadCredentials(cfg.HTTPCredentials)
+		for _, w := range warnings {
+			log.Warn(w)
 		}
+		if err != nil {
+			return nil, nil, err
+		}
+		creds = c
 	}
-	if len(set) == 0 {
-		return nil
+	var tlsConfig *tls.Config
+	if cfg.SSLCertFile != "" || cfg.SSLKeyFile != "" {
+		c, err := auth.ServerTLS(cfg.SSLCertFile, cfg.SSLKeyFile, cfg.SSLCAFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		tlsConfig = c
 	}
-	slices.Sort(set)
-	return fmt.Errorf("%s: not supported by this build yet; refusing to start rather than run unprotected", strings.Join(set, ", "))
+	clientCerts := tlsConfig != nil && cfg.SSLCAFile != ""
+	var realms []string
+	if cfg.AuthenticateHTTPReadonly {
+		realms = append(realms, wire.RealmReadOnly.String())
+	}
+	if cfg.AuthenticateHTTPReadwrite {
+		realms = append(realms, wire.RealmReadWrite.String())
+	}
+	if len(realms) > 0 && creds.Len() == 0 && !clientCerts {
+		// Mesos's words; config.Parse already refuses this.
+		return nil, nil, fmt.Errorf("No credentials provided for the default 'basic' HTTP authenticator for realm '%s'", realms[0])
+	}
+	if len(realms) == 0 {
+		realms = append(realms, "none")
+	}
+	log.Info("http authentication", "authenticated_realms", strings.Join(realms, ","),
+		"principals", creds.Len(), "client_certificates", clientCerts)
+	if creds.Len() > 0 && !cfg.AuthenticateHTTPReadonly && !cfg.AuthenticateHTTPReadwrite {
+		log.Warn("--http_credentials given but no realm is authenticated (--authenticate_http_readonly, --authenticate_http_readwrite): valid credentials name the principal, requests without them are still served")
+	}
+	return auth.New(auth.Config{
+		Readonly: cfg.AuthenticateHTTPReadonly, Readwrite: cfg.AuthenticateHTTPReadwrite,
+		Credentials: creds, ClientCertificates: clientCerts,
+		OnFailure: func(r *http.Request, realm wire.Realm, reason string) {
+			log.Info("authentication failed", "realm", realm.String(), "remote", r.RemoteAddr,
+				"method", r.Method, "path", r.URL.Path, "reason", reason)
+		},
+	}), tlsConfig, nil
 }
 
 // stopAll stops modules concurrently and waits for all of them.

@@ -54,6 +54,13 @@ type Options struct {
 	// MetricsTimeout bounds how long /metrics/snapshot waits for the
 	// modules' metrics; 0 means 2 seconds.
 	MetricsTimeout time.Duration
+	// Auth, if set, wraps the handler of every route, the agent's and the
+	// modules', with the authentication of the route's realm (see
+	// auth.Authenticator.Wrap).
+	Auth func(realm wire.Realm, h http.Handler) http.Handler
+	// Principal returns the authenticated principal of a request, which
+	// module routes forward to the module.
+	Principal func(*http.Request) string
 }
 
 // Server is the host's HTTP handler.
@@ -79,7 +86,13 @@ var reserved = map[string]bool{
 func New(info Info, modules []Module, opts Options) (*Server, error) {
 	s := &Server{info: info, modules: modules, mux: http.NewServeMux(),
 		metricsTimeout: cmp.Or(opts.MetricsTimeout, defaultMetricsTimeout)}
-	s.addAgentRoutes()
+	wrap := opts.Auth
+	if wrap == nil {
+		wrap = func(_ wire.Realm, h http.Handler) http.Handler { return h }
+	}
+	s.addAgentRoutes(wrap)
+	mo := wire.MountOptions{MaxBody: opts.MaxBody, Principal: opts.Principal,
+		Wrap: func(r wire.Route, h http.Handler) http.Handler { return wrap(r.Realm, h) }}
 
 	owner := map[string]string{}
 	var errs []error
@@ -95,7 +108,7 @@ func New(info Info, modules []Module, opts Options) (*Server, error) {
 			continue
 		}
 		owner[man.ID] = name
-		err := wire.Mount(s.mux, man, m.Backend, wire.MountOptions{MaxBody: opts.MaxBody})
+		err := wire.Mount(s.mux, man, m.Backend, mo)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("module %s: %w", name, err))
 			continue
@@ -117,9 +130,9 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // Table returns the route table.
 func (s *Server) Table() Table { return s.table }
 
-func (s *Server) addAgentRoutes() {
+func (s *Server) addAgentRoutes(wrap func(wire.Realm, http.Handler) http.Handler) {
 	add := func(method, path string, realm wire.Realm, h http.HandlerFunc) {
-		s.mux.HandleFunc(method+" "+path, h)
+		s.mux.Handle(method+" "+path, wrap(realm, h))
 		s.table = append(s.table, Entry{Method: method, Path: path, Owner: "agent", Realm: realm})
 	}
 	add("GET", "/health", wire.RealmNone, func(w http.ResponseWriter, r *http.Request) {})
@@ -128,7 +141,7 @@ func (s *Server) addAgentRoutes() {
 	add("GET", "/state", wire.RealmReadOnly, s.state)
 	add("GET", "/metrics/snapshot", wire.RealmReadOnly, s.metricsSnapshot)
 	add("GET", "/metrics", wire.RealmReadOnly, s.metricsPrometheus)
-	h := help.Handler(s.helpProcesses)
+	h := wrap(wire.RealmNone, help.Handler(s.helpProcesses))
 	s.mux.Handle("/help", h)
 	s.mux.Handle("/help/", h)
 	s.table = append(s.table, Entry{Method: "GET", Path: "/help", Owner: "agent", Realm: wire.RealmNone})

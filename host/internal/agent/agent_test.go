@@ -1,10 +1,14 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"flag"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -71,5 +75,43 @@ func TestConflictsNameBothModules(t *testing.T) {
 				t.Errorf("New = %v, want it to contain %q", err, w)
 			}
 		}
+	}
+}
+
+// Every route, the agent's and the modules', goes through Options.Auth
+// with the realm the route table shows.
+func TestEveryRouteGoesThroughAuthWithItsRealm(t *testing.T) {
+	srv, err := New(Info{}, []Module{
+		fixed{"org_execmod_Hello", wire.Manifest{ID: "hello", Routes: []wire.Route{{Method: "GET", Path: "/{name}"}}}},
+		fixed{"org_execmod_Remote", wire.Manifest{ID: "remote", Routes: []wire.Route{
+			{Method: "POST", Path: "/execute", Realm: wire.RealmReadWrite},
+			{Method: "GET", Path: "/status", Realm: wire.RealmReadOnly},
+			{Path: "/task", Realm: wire.RealmReadOnly},
+			{Method: "DELETE", Path: "/tasks/{id}/{rest...}", Realm: wire.RealmReadWrite},
+		}}},
+	}, Options{Auth: func(realm wire.Realm, h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Realm", realm.String())
+			w.WriteHeader(http.StatusTeapot)
+		})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wildcard := regexp.MustCompile(`\{[^}]*\}`)
+	for _, e := range srv.Table() {
+		method := cmp.Or(e.Method, "PUT")
+		path := wildcard.ReplaceAllString(e.Path, "x")
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+		if rec.Code != http.StatusTeapot || rec.Header().Get("X-Realm") != e.Realm.String() {
+			t.Errorf("%s %s: %d realm %q, want it wrapped with %s", method, path, rec.Code, rec.Header().Get("X-Realm"), e.Realm)
+		}
+	}
+	// /help/<id>/<route> is /help's handler too.
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/help/remote/execute", nil))
+	if rec.Code != http.StatusTeapot || rec.Header().Get("X-Realm") != "none" {
+		t.Errorf("/help/remote/execute: %d realm %q", rec.Code, rec.Header().Get("X-Realm"))
 	}
 }
