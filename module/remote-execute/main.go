@@ -27,6 +27,18 @@
 // kill_grace_period (10s), max_output_bytes (4MB), max_concurrent
 // (8 × cores), max_queued (64), retention (24h), max_tasks (10000),
 // allow_shell (true), env_allowlist (PATH,LANG,TZ).
+//
+// With the host's --acls, every request is authorized against that
+// Mesos-style policy (package internal/acl: run_remote_commands,
+// run_remote_commands_as_user, run_remote_shell, view_remote_tasks,
+// kill_remote_tasks) for the principal the host authenticated; a denial is
+// a 403 {"error", "rule"} naming the deciding rule, and
+//
+//	POST   /remote/policy/check         the /tasks body -> {"allowed","rule","checks"}, runs nothing
+//
+// answers in advance. Every run, signal, kill and refusal, and every
+// task's end, is a line of the hash-chained audit log <DataDir>/audit.jsonl
+// (package module/internal/audit).
 package main
 
 import (
@@ -36,6 +48,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/execmod/execmod/internal/acl"
 	"github.com/execmod/execmod/module/internal/remote"
 	"github.com/execmod/execmod/sdk"
 )
@@ -67,7 +80,22 @@ func (m *module) Provision(_ context.Context, env sdk.Env) error {
 	if !hasPath(base) {
 		base = append(base, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	}
-	m.svc, err = remote.Open(env.DataDir, p, base, env.Logger)
+	var opts []remote.Option
+	if v := env.Flags["acls"]; v != "" {
+		a, err := acl.Load(v)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, remote.WithACLs(a))
+		n := 0
+		for _, rules := range a.Rules {
+			n += len(rules)
+		}
+		env.Logger.Info("authorizing requests with the --acls policy", "rules", n, "permissive", a.Permissive)
+	} else {
+		env.Logger.Info("no --acls: every principal may run any command (audited)")
+	}
+	m.svc, err = remote.Open(env.DataDir, p, base, env.Logger, opts...)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/execmod/execmod/internal/acl"
+	"github.com/execmod/execmod/module/internal/audit"
 	"github.com/execmod/execmod/module/internal/request"
 	"github.com/execmod/execmod/module/internal/task"
 	"github.com/execmod/execmod/sdk"
@@ -61,6 +63,11 @@ func (s *Service) Routes(info Info) []sdk.Route {
 			Help: sdk.Help{TLDR: "Sends a signal to a running task.", Description: "Body {\"signal\":\"SIGHUP\",\"scope\":\"group\"|\"leader\"}; scope defaults to group."}},
 		{Pattern: "DELETE /tasks/{id}", Realm: sdk.ReadWrite, Handler: h(s.deleteTask),
 			Help: sdk.Help{TLDR: "Kills a running task, or purges a finished one.", Description: "A running task gets SIGTERM, then SIGKILL after its grace period (202). A finished task is forgotten and its files removed (204)."}},
+		// Read-only: it runs nothing, changes nothing, and answers only
+		// for the caller's own principal, which a read-only principal may
+		// as well learn before it is refused.
+		{Pattern: "POST /policy/check", Realm: sdk.ReadOnly, Handler: h(s.policyCheck),
+			Help: sdk.Help{TLDR: "Tells whether the caller may run a command, without running it.", Description: policyHelp}},
 	}
 }
 
@@ -68,6 +75,12 @@ const executeHelp = `Body {"command": "ls", "arguments": ["-la", "/tmp"], "shell
 Arguments are passed verbatim; "shell": true runs /bin/sh -c command. timeout is in seconds (or a duration such as "90s").
 The Mesos CommandInfo form is accepted too: {"value", "arguments", "shell", "environment": {"variables": [...]}}, with EXECUTE_TIMEOUT_SEC as the timeout.
 Returns {"result": "OK", "pid": N, "id": "..."}; a command that cannot start (not found, not executable) is a 400 naming the cause.`
+
+const policyHelp = `Body: the same as POST /tasks. Nothing is started.
+Returns {"allowed": bool, "rule": "...", "checks": [{"action", "object", "allowed", "rule"}, ...], "principal", "command"}:
+the decision POST /tasks would make for the caller now, under the module's ACLs (--acls): run_remote_shell for a shell command,
+run_remote_commands for the resolved executable and its arguments, run_remote_commands_as_user when a user is given.
+"rule" is the first denying rule, or every deciding rule when allowed.`
 
 const tasksHelp = `Body: {"command", "arguments", "shell", "timeout", "env": {}, "cwd", "user", "stdin" (base64), "grace", "labels": {}, "idempotency_key"}.
 Returns 201 with the task (202 when it is queued); with an idempotency_key already used, 200 with the existing task and nothing is started.
@@ -94,7 +107,7 @@ func (s *Service) execute(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, _, err := s.Submit(cmd, sdk.Principal(r))
+	rec, _, err := s.submit(r, cmd)
 	if err != nil {
 		return err
 	}
@@ -129,6 +142,9 @@ func (s *Service) taskByPid(w http.ResponseWriter, r *http.Request) error {
 	}
 	rec, err := s.Get(id)
 	if err != nil {
+		return err
+	}
+	if err := s.checkView(r, rec); err != nil {
 		return err
 	}
 	if !rec.State.Final() {
@@ -213,11 +229,16 @@ func inline(o *task.Output, limit int64) (string, string, task.OutputInfo, error
 
 // pids serves the seed's GET /task.
 func (s *Service) pids(w http.ResponseWriter, r *http.Request) error {
-	pids := s.Pids()
-	ids := make([]string, 0, len(pids))
-	for _, pid := range pids {
-		if id, err := s.ByPid(pid); err == nil {
-			ids = append(ids, id)
+	principal := sdk.Principal(r)
+	all := s.Pids()
+	pids, ids := make([]int, 0, len(all)), make([]string, 0, len(all))
+	for _, pid := range all {
+		id, err := s.ByPid(pid)
+		if err != nil {
+			continue
+		}
+		if rec, err := s.Get(id); err == nil && s.mayView(principal, &rec).Allowed {
+			pids, ids = append(pids, pid), append(ids, id)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"pids": pids, "ids": ids})
@@ -238,11 +259,16 @@ func (s *Service) killByPid(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("no task with pid %d: %w", pid, ErrNotFound)
 	}
+	action := audit.Signal
 	if sig == syscall.SIGTERM {
-		err = s.Kill(id)
-	} else {
-		err = s.Signal(id, sig, task.Group)
+		action = audit.Kill
 	}
+	err = s.killOrSignal(r, id, action, request.SignalName(sig), func() error {
+		if sig == syscall.SIGTERM {
+			return s.Kill(id)
+		}
+		return s.Signal(id, sig, task.Group)
+	})
 	if err != nil {
 		return err
 	}
@@ -260,7 +286,7 @@ func (s *Service) createTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, replayed, err := s.Submit(cmd, sdk.Principal(r))
+	rec, replayed, err := s.submit(r, cmd)
 	if err != nil {
 		return err
 	}
@@ -357,6 +383,8 @@ func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Labels[k] = v
 	}
+	principal := sdk.Principal(r)
+	f.Visible = func(rec *record) bool { return s.mayView(principal, rec).Allowed }
 	recs, next := s.List(f)
 	views := make([]taskView, len(recs))
 	for i, r := range recs {
@@ -385,7 +413,14 @@ func (s *Service) getTask(w http.ResponseWriter, r *http.Request) error {
 		}
 		wait = min(d, 10*time.Minute)
 	}
-	rec, err := s.Wait(r.Context(), id, wait)
+	rec, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	if err := s.checkView(r, rec); err != nil {
+		return err
+	}
+	rec, err = s.Wait(r.Context(), id, wait)
 	if err != nil {
 		return err
 	}
@@ -407,7 +442,7 @@ func (s *Service) signalTask(w http.ResponseWriter, r *http.Request) error {
 		sc = task.Leader
 	}
 	id := r.PathValue("id")
-	if err := s.Signal(id, sig, sc); err != nil {
+	if err := s.killOrSignal(r, id, audit.Signal, request.SignalName(sig), func() error { return s.Signal(id, sig, sc) }); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "signal": request.SignalName(sig), "scope": scope})
@@ -422,13 +457,13 @@ func (s *Service) deleteTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if rec.State.Final() {
-		if err := s.Delete(id); err != nil {
+		if err := s.killOrSignal(r, id, audit.Purge, "", func() error { return s.Delete(id) }); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	if err := s.Kill(id); err != nil {
+	if err := s.killOrSignal(r, id, audit.Kill, "SIGTERM", func() error { return s.Kill(id) }); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "result": "killing"})
@@ -461,6 +496,13 @@ func (s *Service) output(w http.ResponseWriter, r *http.Request) error {
 		if follow, err = strconv.ParseBool(v); err != nil {
 			return badRequest(fmt.Errorf("follow: %q is not true or false", v))
 		}
+	}
+	rec, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	if err := s.checkView(r, rec); err != nil {
+		return err
 	}
 	o, err := s.Output(id, stream)
 	if err != nil {
@@ -556,8 +598,12 @@ func writeError(w http.ResponseWriter, err error) {
 	var se statusError
 	var reqErr *request.Error
 	var startErr *task.StartError
+	var denied *forbidden
 	code := http.StatusInternalServerError
 	switch {
+	case errors.As(err, &denied):
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": denied.msg, "rule": denied.rule})
+		return
 	case errors.As(err, &se):
 		code = se.code
 	case errors.As(err, &reqErr), errors.As(err, &startErr):
@@ -580,4 +626,90 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	_ = enc.Encode(v)
+}
+
+// submit authorizes a request to run cmd, audits it and submits it. An
+// allowed task whose audit line cannot be written is killed: nothing runs
+// unaudited.
+func (s *Service) submit(r *http.Request, cmd request.Command) (record, bool, error) {
+	principal := sdk.Principal(r)
+	v := s.authorizeRun(principal, &cmd)
+	e := commandEntry(r, cmd, v)
+	if !v.Allowed {
+		_ = s.auditLog(e)
+		return record{}, false, &forbidden{v.denial, v.Rule}
+	}
+	rec, replayed, err := s.Submit(cmd, principal)
+	switch {
+	case err != nil:
+		e.Error = err.Error()
+	case replayed:
+		// An idempotency key answers with the task it started first,
+		// which may be someone else's.
+		d, ferr := s.authorizeTask(acl.ViewRemoteTasks, principal, rec, "view")
+		e.TaskID, e.Pid = rec.ID, rec.Pid
+		if ferr != nil {
+			e.Decision, e.Rule, e.Error = "deny", d.Rule, "idempotency_key names a task the principal may not view"
+			_ = s.auditLog(e)
+			return record{}, false, ferr
+		}
+		e.Error = "idempotent replay of task " + rec.ID + ": nothing was started"
+	default:
+		e.TaskID, e.Pid = rec.ID, rec.Pid
+	}
+	if aerr := s.auditLog(e); aerr != nil && err == nil && !replayed {
+		_ = s.Kill(rec.ID)
+		return record{}, false, statusError{http.StatusServiceUnavailable,
+			"the audit log cannot be written, so the task was killed: " + aerr.Error()}
+	}
+	return rec, replayed, err
+}
+
+// checkView authorizes reading rec; a denial is audited.
+func (s *Service) checkView(r *http.Request, rec record) error {
+	d, err := s.authorizeTask(acl.ViewRemoteTasks, sdk.Principal(r), rec, "view")
+	if err != nil {
+		e := taskEntry(r, audit.View, rec, d)
+		e.Error = err.Error()
+		_ = s.auditLog(e)
+	}
+	return err
+}
+
+// killOrSignal authorizes kill_remote_tasks on task id, runs do when
+// allowed, and audits the request with its outcome.
+func (s *Service) killOrSignal(r *http.Request, id, action, signal string, do func() error) error {
+	rec, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	verb := map[string]string{audit.Kill: "kill", audit.Signal: "signal", audit.Purge: "purge"}[action]
+	d, err := s.authorizeTask(acl.KillRemoteTasks, sdk.Principal(r), rec, verb)
+	if err == nil {
+		err = do()
+	}
+	e := taskEntry(r, action, rec, d)
+	e.Signal = signal
+	if err != nil {
+		e.Error = err.Error()
+	}
+	_ = s.auditLog(e)
+	return err
+}
+
+// policyCheck serves POST /policy/check: the decision POST /tasks would
+// make, without running anything.
+func (s *Service) policyCheck(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, false)
+	if err != nil {
+		return err
+	}
+	cmd, err := request.Task(body, s.p.limits())
+	if err != nil {
+		return err
+	}
+	v := s.authorizeRun(sdk.Principal(r), &cmd)
+	writeJSON(w, http.StatusOK, map[string]any{"allowed": v.Allowed, "rule": v.Rule, "checks": v.Checks,
+		"principal": sdk.Principal(r), "command": cmd.Path})
+	return nil
 }

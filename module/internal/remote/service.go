@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/execmod/execmod/internal/acl"
+	"github.com/execmod/execmod/module/internal/audit"
 	"github.com/execmod/execmod/module/internal/request"
 	"github.com/execmod/execmod/module/internal/task"
 )
@@ -35,6 +37,9 @@ type Service struct {
 	dir string
 	env []string // the base environment of every task
 	log *slog.Logger
+
+	acls  *acl.ACLs  // nil: everything is allowed
+	audit *audit.Log // <dir>/audit.jsonl
 
 	mu      sync.Mutex
 	tasks   map[string]*entry
@@ -67,11 +72,19 @@ type stats struct {
 	byState                                              map[State]int64
 }
 
-// Open loads the tasks under dir (creating it if needed), marks tasks that
-// were running when the module last stopped as lost (killing what is left
-// of their process groups), and starts the janitor that enforces
-// retention. env is the environment every task starts from.
-func Open(dir string, p Params, env []string, log *slog.Logger) (*Service, error) {
+// Option configures Open.
+type Option func(*Service)
+
+// WithACLs makes the service authorize every request against a (nil
+// allows everything, as without the option).
+func WithACLs(a *acl.ACLs) Option { return func(s *Service) { s.acls = a } }
+
+// Open loads the tasks under dir (creating it if needed), opens the audit
+// log <dir>/audit.jsonl, marks tasks that were running when the module
+// last stopped as lost (killing what is left of their process groups),
+// and starts the janitor that enforces retention. env is the environment
+// every task starts from.
+func Open(dir string, p Params, env []string, log *slog.Logger, opts ...Option) (*Service, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "tasks"), 0o700); err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
@@ -81,7 +94,16 @@ func Open(dir string, p Params, env []string, log *slog.Logger) (*Service, error
 		stopJan: make(chan struct{}), janitorC: make(chan struct{}, 1),
 		stats: stats{byState: map[State]int64{}},
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	a, err := audit.Open(filepath.Join(dir, audit.FileName), log)
+	if err != nil {
+		return nil, err
+	}
+	s.audit = a
 	if err := s.recover(); err != nil {
+		a.Close()
 		return nil, err
 	}
 	s.evict(time.Now())
@@ -121,6 +143,7 @@ func (s *Service) recover() error {
 			}
 			s.stats.lost++
 			s.log.Warn("task lost: the module stopped while it ran", "id", rec.ID, "pid", rec.Pid, "killed_leftovers", killed)
+			s.auditEnd(*rec, 0, 0)
 		}
 		e := &entry{rec: rec, done: make(chan struct{}), start: make(chan struct{})}
 		close(e.done)
@@ -243,6 +266,7 @@ func (s *Service) watch(e *entry, t *task.Task) {
 	if err := s.save(&r); err != nil {
 		s.log.Error("could not persist a task's result; it is reported but will not survive a restart", "id", r.ID, "error", err)
 	}
+	s.auditEnd(r, t.Stdout().Info().Total, t.Stderr().Info().Total)
 
 	s.mu.Lock()
 	e.rec, e.t = &r, nil // from now on its output is read from disk
@@ -294,6 +318,7 @@ func (s *Service) startQueuedLocked() {
 			now := time.Now().UTC()
 			e.rec.State, e.rec.EndedAt, e.rec.Error = FailedToStart, &now, err.Error()
 			_ = s.save(e.rec)
+			s.auditEnd(*e.rec, 0, 0)
 			s.stats.failedToStart++
 			close(e.start)
 			close(e.done)
@@ -446,6 +471,9 @@ type Filter struct {
 	Labels map[string]string
 	After  string // cursor: ids after this one
 	Limit  int
+	// Visible, when set, hides the tasks for which it is false (the
+	// principal may not view them). It runs with the service locked.
+	Visible func(*record) bool
 }
 
 // List returns the tasks that match f, oldest first, and the cursor of the
@@ -461,6 +489,9 @@ func (s *Service) List(f Filter) ([]record, string) {
 		}
 		r := s.tasks[id].rec
 		if f.State != "" && r.State != f.State {
+			continue
+		}
+		if f.Visible != nil && !f.Visible(r) {
 			continue
 		}
 		match := true
@@ -522,6 +553,7 @@ func (s *Service) Kill(id string) error {
 		now := time.Now().UTC()
 		e.rec.State, e.rec.EndedAt, e.rec.Error = Killed, &now, "killed while queued; it never started"
 		_ = s.save(e.rec)
+		s.auditEnd(*e.rec, 0, 0)
 		close(e.start)
 		close(e.done)
 	}
@@ -604,6 +636,7 @@ func (s *Service) Close() error {
 		now := time.Now().UTC()
 		e.rec.State, e.rec.EndedAt, e.rec.Error = Killed, &now, "the module stopped before it started"
 		_ = s.save(e.rec)
+		s.auditEnd(*e.rec, 0, 0)
 		close(e.start)
 		close(e.done)
 	}
@@ -620,5 +653,5 @@ func (s *Service) Close() error {
 	}
 	close(s.stopJan)
 	s.wg.Wait()
-	return nil
+	return s.audit.Close()
 }

@@ -1,0 +1,358 @@
+// Package audit keeps the remote-execution module's audit log: an
+// append-only file of JSON lines, <DataDir>/audit.jsonl, one line per
+// request that runs, signals or kills a task or is refused, and one when
+// a task ends.
+//
+// # The chain
+//
+// Every line is one JSON object whose last two members are "prev" and
+// "hash":
+//
+//	{"seq":1,"time":...,"action":"run",...,"prev":"000…000","hash":"9f2c…"}
+//
+// "hash" is the hex SHA-256 of the line's bytes without its hash: the
+// line up to (not including) `,"hash":"` followed by "}". "prev" is the
+// previous line's "hash"; the first line's is Genesis (64 zeros). "seq"
+// counts lines from 1. Changing, inserting, removing or reordering lines
+// breaks the chain at the first line touched, which Verify reports.
+// Removing lines at the end cannot be seen from the file alone: each
+// append also logs its seq and hash through the module's logger, into the
+// host's log, which anchors the tail elsewhere.
+//
+// # Durability
+//
+// Appends are serialized and each line is written with one write(2) and
+// fsync'd before Append returns (no batching: lines are per command, not
+// per byte of output, and a line that is reported written must survive a
+// crash). After a restart Open continues the chain from the last line; a
+// torn last line (a crash in the middle of a write, no newline) is cut off
+// and the cut is recorded in the next line's "error".
+//
+// Environment values never reach the log: Entry has only the variables'
+// names.
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Genesis is the "prev" of the first line.
+const Genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// FileName is the log's name in the module's data directory.
+const FileName = "audit.jsonl"
+
+// The actions of Entry.Action.
+const (
+	Run    = "run"    // start a task (POST /execute, POST /tasks)
+	Signal = "signal" // a signal other than the kill sequence
+	Kill   = "kill"   // SIGTERM, grace, SIGKILL; or killed while queued
+	Purge  = "purge"  // DELETE of a finished task
+	View   = "view"   // reading a task: logged only when refused
+	End    = "end"    // a task ended
+)
+
+// Entry is one line, before the chain's fields are added.
+type Entry struct {
+	Seq        uint64    `json:"seq"`
+	Time       time.Time `json:"time"`
+	Principal  string    `json:"principal"`
+	RemoteAddr string    `json:"remote_addr,omitempty"`
+	Route      string    `json:"route,omitempty"` // "POST /remote/tasks"
+	Action     string    `json:"action"`
+	Command    string    `json:"command,omitempty"`
+	Arguments  []string  `json:"arguments,omitempty"` // argv, argv[0] included
+	Shell      bool      `json:"shell,omitempty"`
+	EnvKeys    []string  `json:"env_keys,omitempty"` // names only, never values
+	User       string    `json:"user,omitempty"`
+	Cwd        string    `json:"cwd,omitempty"`
+	Signal     string    `json:"signal,omitempty"`
+	Decision   string    `json:"decision,omitempty"` // "allow" or "deny"
+	Rule       string    `json:"rule,omitempty"`     // the deciding ACL rule
+	Checks     []Check   `json:"checks,omitempty"`   // every ACL check made
+	TaskID     string    `json:"task_id,omitempty"`
+	Owner      string    `json:"owner,omitempty"` // the task's owner, when not the principal
+	Pid        int       `json:"pid,omitempty"`
+	Outcome    *Outcome  `json:"outcome,omitempty"` // action "end"
+	Error      string    `json:"error,omitempty"`
+}
+
+// Check is one ACL decision.
+type Check struct {
+	Action  string `json:"action"`
+	Object  string `json:"object"`
+	Allowed bool   `json:"allowed"`
+	Rule    string `json:"rule"`
+}
+
+// Outcome is how a task ended.
+type Outcome struct {
+	State       string `json:"state"`
+	ExitCode    *int   `json:"exit_code,omitempty"`
+	Signal      string `json:"signal,omitempty"`
+	DurationMs  int64  `json:"duration_ms"`
+	StdoutBytes int64  `json:"stdout_bytes"`
+	StderrBytes int64  `json:"stderr_bytes"`
+}
+
+// chained is what a line holds: the entry, then prev and hash.
+type chained struct {
+	Entry
+	Prev string `json:"prev"`
+	Hash string `json:"hash,omitempty"`
+}
+
+const hashKey = `,"hash":"`
+
+// Log is an open audit log. Its methods are safe for concurrent use.
+type Log struct {
+	mu   sync.Mutex
+	f    *os.File
+	path string
+	seq  uint64
+	last string // hash of the last line
+	log  *slog.Logger
+	note string // to record in the next line's error (a cut torn line)
+}
+
+// Open opens (creating) the log at path and continues its chain. A log
+// whose last complete line is not a line of the chain is refused: the
+// operator moves it aside, since continuing it would hide the damage.
+func Open(path string, logger *slog.Logger) (*Log, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l := &Log{f: f, path: path, last: Genesis, log: logger}
+	if err := l.recover(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// recover finds the last line's seq and hash, cutting a torn last line.
+func (l *Log) recover() error {
+	size, err := l.f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if size == 0 {
+		return nil
+	}
+	// Read backwards until the start of the last complete line.
+	const chunk = 64 << 10
+	var tail []byte
+	end := size
+	for end > 0 {
+		n := min(int64(chunk), end)
+		buf := make([]byte, n)
+		if _, err := l.f.ReadAt(buf, end-n); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		tail = append(buf, tail...)
+		end -= n
+		body := tail
+		if i := bytes.LastIndexByte(body, '\n'); i >= 0 {
+			body = body[:i] // up to the last newline
+			if j := bytes.LastIndexByte(body, '\n'); j >= 0 || end == 0 {
+				break
+			}
+		}
+	}
+	keep := size
+	if tail[len(tail)-1] != '\n' {
+		i := bytes.LastIndexByte(tail, '\n')
+		keep = size - int64(len(tail)-(i+1))
+		cut := size - keep
+		if err := l.f.Truncate(keep); err != nil {
+			return fmt.Errorf("audit: cutting a torn last line: %w", err)
+		}
+		if err := l.f.Sync(); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		l.note = fmt.Sprintf("a torn last line of %d bytes (a crash during a write) was cut off when the log was reopened", cut)
+		l.log.Warn("audit log: cut a torn last line", "path", l.path, "bytes", cut)
+		tail = tail[:i+1]
+	}
+	if keep == 0 {
+		return nil
+	}
+	lines := bytes.Split(bytes.TrimSuffix(tail, []byte{'\n'}), []byte{'\n'})
+	last := lines[len(lines)-1]
+	c, err := parseLine(last)
+	if err != nil {
+		return fmt.Errorf("audit: %s: the last line is not a line of the audit chain (%v); move the file aside to start a new log", l.path, err)
+	}
+	l.seq, l.last = c.Seq, c.Hash
+	_, err = l.f.Seek(0, io.SeekEnd)
+	return err
+}
+
+// Append adds e as the next line (setting Seq, and Time when zero), fsyncs
+// it, and logs a one-line summary.
+func (l *Log) Append(e Entry) error {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = e.Time.UTC()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return errors.New("audit: the log is closed")
+	}
+	if l.note != "" {
+		e.Error = strings.TrimPrefix(e.Error+"; "+l.note, "; ")
+	}
+	e.Seq = l.seq + 1
+	line, hash, err := encode(e, l.last)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if _, err := l.f.Write(line); err != nil {
+		return fmt.Errorf("audit: %s: %w", l.path, err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("audit: %s: %w", l.path, err)
+	}
+	l.seq, l.last, l.note = e.Seq, hash, ""
+	l.log.Info("audit", summary(e, hash)...)
+	return nil
+}
+
+// summary is the logger's view of a line: enough to follow along and the
+// hash that anchors the chain.
+func summary(e Entry, hash string) []any {
+	a := []any{"seq", e.Seq, "action", e.Action, "principal", e.Principal}
+	if e.Decision != "" {
+		a = append(a, "decision", e.Decision, "rule", e.Rule)
+	}
+	if e.Command != "" {
+		a = append(a, "command", e.Command)
+	}
+	if e.TaskID != "" {
+		a = append(a, "task", e.TaskID)
+	}
+	if e.Outcome != nil {
+		a = append(a, "state", e.Outcome.State)
+	}
+	if e.Error != "" {
+		a = append(a, "error", e.Error)
+	}
+	return append(a, "hash", hash)
+}
+
+// encode renders e chained after prev: the line (with its newline) and
+// its hash.
+func encode(e Entry, prev string) ([]byte, string, error) {
+	b, err := json.Marshal(chained{Entry: e, Prev: prev})
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:])
+	line := make([]byte, 0, len(b)+len(hashKey)+len(hash)+3)
+	line = append(line, b[:len(b)-1]...)
+	line = append(line, hashKey...)
+	line = append(line, hash...)
+	line = append(line, "\"}\n"...)
+	return line, hash, nil
+}
+
+// parseLine checks a line's own hash and returns it decoded.
+func parseLine(line []byte) (chained, error) {
+	var c chained
+	i := bytes.LastIndex(line, []byte(hashKey))
+	if i < 0 || !bytes.HasSuffix(line, []byte(`"}`)) {
+		return c, errors.New(`it does not end with "hash"`)
+	}
+	hash := string(line[i+len(hashKey) : len(line)-2])
+	body := append(line[:i:i], '}')
+	sum := sha256.Sum256(body)
+	if hex.EncodeToString(sum[:]) != hash {
+		return c, errors.New("its hash does not match its content")
+	}
+	if err := json.Unmarshal(line, &c); err != nil {
+		return c, fmt.Errorf("not JSON: %v", err)
+	}
+	if c.Hash != hash {
+		return c, errors.New("its hash field is not the last member")
+	}
+	return c, nil
+}
+
+// Close closes the file; later Appends fail.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// Path is the log's file.
+func (l *Log) Path() string { return l.path }
+
+// ChainError is the first break Verify finds.
+type ChainError struct {
+	Line   int // 1-based
+	Reason string
+}
+
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("audit log line %d: %s", e.Line, e.Reason)
+}
+
+// Verify walks the chain of the log at path and returns a *ChainError
+// naming the first line that breaks it, or nil when every line is intact
+// and linked to the one before it.
+func Verify(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	prev, n := Genesis, 0
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) == 0 && err == io.EOF {
+			return nil
+		}
+		n++
+		if err == io.EOF {
+			return &ChainError{n, "torn: no newline at the end (a crash during a write?)"}
+		}
+		if err != nil {
+			return err
+		}
+		c, perr := parseLine(line[:len(line)-1])
+		switch {
+		case perr != nil:
+			return &ChainError{n, perr.Error()}
+		case c.Prev != prev:
+			return &ChainError{n, fmt.Sprintf("prev is %.12s…, but the line before ends the chain at %.12s… (a line was removed, inserted or reordered)", c.Prev, prev)}
+		case c.Seq != uint64(n):
+			return &ChainError{n, fmt.Sprintf("seq is %d, want %d", c.Seq, n)}
+		}
+		prev = c.Hash
+	}
+}

@@ -1,0 +1,206 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func openLog(t *testing.T, path string) *Log {
+	t.Helper()
+	l, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func appendN(t *testing.T, l *Log, n int) {
+	t.Helper()
+	for i := range n {
+		if err := l.Append(Entry{Principal: "alice", Action: Run, Command: "/bin/echo", Arguments: []string{"echo", string(rune('a' + i))},
+			EnvKeys: []string{"TOKEN"}, Decision: "allow", Rule: "run_remote_commands[0]", TaskID: "t", Pid: 100 + i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func lines(t *testing.T, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.SplitAfter(b, []byte{'\n'})[:bytes.Count(b, []byte{'\n'})]
+}
+
+func writeLines(t *testing.T, path string, ls [][]byte) {
+	t.Helper()
+	if err := os.WriteFile(path, bytes.Join(ls, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantBreak(t *testing.T, path string, line int, reason string) {
+	t.Helper()
+	var ce *ChainError
+	err := Verify(path)
+	if !errors.As(err, &ce) || ce.Line != line || !strings.Contains(ce.Reason, reason) {
+		t.Errorf("Verify = %v, want a break at line %d (%s)", err, line, reason)
+	}
+}
+
+func TestAppendAndVerify(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	l := openLog(t, path)
+	appendN(t, l, 3)
+	if err := Verify(path); err != nil {
+		t.Fatal(err)
+	}
+	ls := lines(t, path)
+	if len(ls) != 3 {
+		t.Fatalf("%d lines", len(ls))
+	}
+	prev := Genesis
+	for i, line := range ls {
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["seq"] != float64(i+1) || m["prev"] != prev || m["principal"] != "alice" || m["decision"] != "allow" {
+			t.Errorf("line %d: %s", i+1, line)
+		}
+		if !bytes.HasSuffix(line, []byte(`,"hash":"`+m["hash"].(string)+"\"}\n")) {
+			t.Errorf("hash is not the last member: %s", line)
+		}
+		prev = m["hash"].(string)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	l := openLog(t, path)
+	appendN(t, l, 4)
+	l.Close()
+	orig := lines(t, path)
+
+	// An edited command: that line's own hash no longer matches.
+	edited := append([][]byte(nil), orig...)
+	edited[1] = bytes.Replace(orig[1], []byte(`"/bin/echo"`), []byte(`"/bin/true"`), 1)
+	writeLines(t, path, edited)
+	wantBreak(t, path, 2, "hash does not match")
+
+	// An edited line whose hash was recomputed: the next line's prev breaks.
+	var c chained
+	if err := json.Unmarshal(orig[1], &c); err != nil {
+		t.Fatal(err)
+	}
+	c.Command = "/bin/true"
+	forged, _, err := encode(c.Entry, c.Prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited[1] = forged
+	writeLines(t, path, edited)
+	wantBreak(t, path, 3, "a line was removed")
+
+	// A deleted line.
+	writeLines(t, path, [][]byte{orig[0], orig[2], orig[3]})
+	wantBreak(t, path, 2, "a line was removed")
+
+	// Swapped lines.
+	writeLines(t, path, [][]byte{orig[0], orig[2], orig[1], orig[3]})
+	wantBreak(t, path, 2, "prev")
+
+	// A torn last line.
+	writeLines(t, path, [][]byte{orig[0], orig[1], orig[2][:20]})
+	wantBreak(t, path, 3, "torn")
+
+	writeLines(t, path, orig)
+	if err := Verify(path); err != nil {
+		t.Errorf("the original: %v", err)
+	}
+}
+
+// After a restart the chain continues from the last line.
+func TestRestartContinuesTheChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	l := openLog(t, path)
+	appendN(t, l, 2)
+	l.Close()
+	l = openLog(t, path)
+	appendN(t, l, 2)
+	l.Close()
+	if err := Verify(path); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(lines(t, path)); n != 4 {
+		t.Errorf("%d lines", n)
+	}
+
+	// A crash in the middle of a write leaves a torn line: it is cut, the
+	// cut is recorded, and the chain goes on.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"seq":5,"time":"2`)
+	f.Close()
+	l = openLog(t, path)
+	appendN(t, l, 1)
+	l.Close()
+	if err := Verify(path); err != nil {
+		t.Fatal(err)
+	}
+	ls := lines(t, path)
+	if len(ls) != 5 || !bytes.Contains(ls[4], []byte("torn last line of 18 bytes")) {
+		t.Errorf("after a torn line: %s", ls[len(ls)-1])
+	}
+
+	// A log whose last line is not part of a chain is refused.
+	writeLines(t, path, append(ls[:4:4], []byte("{\"seq\":5}\n")))
+	if _, err := Open(path, nil); err == nil || !strings.Contains(err.Error(), "move the file aside") {
+		t.Errorf("Open of a broken log: %v", err)
+	}
+}
+
+// Appends from many goroutines make one unbroken chain.
+func TestConcurrentAppends(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	l := openLog(t, path)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { appendN(t, l, 10) })
+	}
+	wg.Wait()
+	if err := Verify(path); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(lines(t, path)); n != 80 {
+		t.Errorf("%d lines", n)
+	}
+}
+
+// Long logs: recover reads backwards over more than one chunk.
+func TestRecoverLongLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	l := openLog(t, path)
+	big := strings.Repeat("x", 100<<10)
+	for range 3 {
+		if err := l.Append(Entry{Action: Run, Arguments: []string{big}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	l = openLog(t, path)
+	appendN(t, l, 1)
+	if err := Verify(path); err != nil {
+		t.Fatal(err)
+	}
+}
