@@ -102,7 +102,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	served := make(chan error, 1)
 	listening := []any{"addr", ln.Addr().String(), "modules", len(modules)}
 	if tlsConfig != nil {
-		// ServeTLS uses hs.TLSConfig (adding HTTP/2); the files are read.
+		// ServeTLS serves with hs.TLSConfig, HTTP/2 added; auth.ServerTLS
+		// has already read the certificate and key.
 		go func() { served <- hs.ServeTLS(ln, "", "") }()
 		listening = append(listening, "tls", true)
 	} else {
