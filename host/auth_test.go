@@ -390,9 +390,55 @@ func TestAuthCredentialsFileChecks(t *testing.T) {
 	if code == 0 || !strings.Contains(out, `$.credentials[1].principal: duplicate principal "a"`) || strings.Contains(out, "secret\"") || strings.Contains(out, "topsecret") {
 		t.Errorf("duplicate principal: exit %d\n%s", code, out)
 	}
-	code, out = runHost(t, "--work_dir="+hosttest.ShortTemp(t), "--acls={}")
-	if code == 0 || !strings.Contains(out, "--acls: not supported by this build yet") {
-		t.Errorf("--acls: exit %d\n%s", code, out)
+	code, out = runHost(t, "--port=0", "--work_dir="+hosttest.ShortTemp(t), `--acls={"view_flag":[]}`)
+	if code != 1 || !strings.Contains(out, `view_flag`) {
+		t.Errorf("a bad --acls: exit %d\n%s", code, out)
+	}
+}
+
+// The host enforces the ACLs of its own endpoints: view_flags guards
+// /flags (and the flags in /state), get_endpoints guards
+// /metrics/snapshot; a denial names the deciding rule.
+func TestACLsOnAgentEndpoints(t *testing.T) {
+	creds := filepath.Join(t.TempDir(), "credentials.json")
+	if err := os.WriteFile(creds, []byte(`{"credentials":[{"principal":"ops","secret":"o"},{"principal":"bob","secret":"b"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acls := `{"permissive":true,` +
+		`"view_flags":[{"principals":{"values":["ops"]},"flags":{"type":"ANY"}},{"principals":{"type":"ANY"},"flags":{"type":"NONE"}}],` +
+		`"get_endpoints":[{"principals":{"values":["bob"]},"paths":{"values":["/metrics/snapshot"]},"type":"x"}]}`
+	if code, out := runHost(t, "--port=0", "--work_dir="+hosttest.ShortTemp(t), "--acls="+acls); code != 1 || !strings.Contains(out, "get_endpoints[0]") {
+		t.Errorf("an ACL rule with an unknown field: exit %d\n%s", code, out)
+	}
+	acls = strings.Replace(acls, `,"type":"x"`, `,"type":"NONE"`, 1)
+	acls = strings.Replace(acls, `"paths":{"values":["/metrics/snapshot"]},"type":"NONE"`, `"paths":{"type":"NONE"}`, 1)
+	h := startHost(t, nil, "--http_credentials=file://"+creds, "--authenticate_http_readonly", "--authenticate_http_readwrite", "--acls="+acls)
+	get := func(user, pass, path string) (int, map[string]any) {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+path, nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	if code, m := get("ops", "o", "/flags"); code != 200 || m["flags"] == nil {
+		t.Errorf("ops GET /flags = %d %v", code, m)
+	}
+	if code, m := get("bob", "b", "/flags"); code != 403 || m["rule"] != "view_flags[1]" {
+		t.Errorf("bob GET /flags = %d %v, want 403 by view_flags[1]", code, m)
+	}
+	if code, m := get("bob", "b", "/state"); code != 200 || m["flags"] != nil || m["hostname"] == nil {
+		t.Errorf("bob GET /state = %d, flags %v: want the state without its flags", code, m["flags"])
+	}
+	if code, m := get("bob", "b", "/metrics/snapshot"); code != 403 || m["rule"] != "get_endpoints[0]" {
+		t.Errorf("bob GET /metrics/snapshot = %d %v, want 403 by get_endpoints[0]", code, m)
+	}
+	if code, _ := get("ops", "o", "/metrics/snapshot"); code != 200 {
+		t.Errorf("ops GET /metrics/snapshot = %d", code)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/execmod/execmod/internal/acl"
 	"io"
 	"net"
 	"net/http"
@@ -50,15 +51,21 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("%w\nSee 'modhost --help' for a list of supported flags.", err)
 	}
-	if err := notYet(cfg); err != nil {
-		return err
-	}
 	log := hclog.New(&hclog.LoggerOptions{
 		Name: "modhost", Output: stderr, Level: hclog.LevelFromString(hclogLevel(cfg.LoggingLevel)),
 	})
 	authn, tlsConfig, err := security(cfg, log)
 	if err != nil {
 		return err
+	}
+	// The host checks the ACLs it enforces itself (view_flags,
+	// get_endpoints) before any module starts; modules get the --acls flag
+	// and load their own actions from it.
+	var acls *acl.ACLs
+	if cfg.ACLs != "" {
+		if acls, err = acl.Load(cfg.ACLs); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("work_dir: %w", err)
@@ -89,7 +96,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	srv, err := agent.New(agent.Info{
 		Version: version, StartTime: time.Now(), ID: newID(), Hostname: hostname,
 		Addr: ln.Addr().String(), Flags: flags,
-	}, mounted, agent.Options{MaxBody: cfg.MaxRequestBody, Auth: authn.Wrap, Principal: auth.Principal})
+	}, mounted, agent.Options{MaxBody: cfg.MaxRequestBody, Auth: authn.Wrap, Principal: auth.Principal, ACLs: acls})
 	if err != nil {
 		ln.Close()
 		return loadError{err}
@@ -181,16 +188,6 @@ func startModules(ctx context.Context, cfg config.Config, flags []wire.Flag, env
 		return nil, loadError{err}
 	}
 	return modules, nil
-}
-
-// notYet refuses the security flags this build parses but does not
-// enforce yet: accepting --acls without checking them would claim a
-// protection the host does not give.
-func notYet(cfg config.Config) error {
-	if cfg.ACLs != "" {
-		return errors.New("--acls: not supported by this build yet; refusing to start rather than run unprotected")
-	}
-	return nil
 }
 
 // security loads what --http_credentials, --authenticate_http_* and

@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/execmod/execmod/host/internal/operator"
+	"github.com/execmod/execmod/internal/acl"
 	"net/http"
 	"os"
 	"sort"
@@ -61,6 +63,10 @@ type Options struct {
 	// Principal returns the authenticated principal of a request, which
 	// module routes forward to the module.
 	Principal func(*http.Request) string
+	// ACLs authorize the agent's own endpoints as Mesos does: view_flags
+	// guards /flags (and the flags in /state and GET_FLAGS), get_endpoints
+	// guards /metrics/snapshot. Nil allows everything.
+	ACLs *acl.ACLs
 }
 
 // Server is the host's HTTP handler.
@@ -71,6 +77,8 @@ type Server struct {
 	table   Table
 
 	metricsTimeout time.Duration
+	acls           *acl.ACLs
+	principal      func(*http.Request) string
 }
 
 // reserved ids are the host's own path roots; a module cannot mount there.
@@ -85,7 +93,10 @@ var reserved = map[string]bool{
 // module declares twice are errors that name the modules involved.
 func New(info Info, modules []Module, opts Options) (*Server, error) {
 	s := &Server{info: info, modules: modules, mux: http.NewServeMux(),
-		metricsTimeout: cmp.Or(opts.MetricsTimeout, defaultMetricsTimeout)}
+		metricsTimeout: cmp.Or(opts.MetricsTimeout, defaultMetricsTimeout), acls: opts.ACLs, principal: opts.Principal}
+	if s.principal == nil {
+		s.principal = func(*http.Request) string { return "" }
+	}
 	wrap := opts.Auth
 	if wrap == nil {
 		wrap = func(_ wire.Realm, h http.Handler) http.Handler { return h }
@@ -141,6 +152,11 @@ func (s *Server) addAgentRoutes(wrap func(wire.Realm, http.Handler) http.Handler
 	add("GET", "/state", wire.RealmReadOnly, s.state)
 	add("GET", "/metrics/snapshot", wire.RealmReadOnly, s.metricsSnapshot)
 	add("GET", "/metrics", wire.RealmReadOnly, s.metricsPrometheus)
+	// The operator API: Mesos puts /api/v1 in the read-write realm.
+	s.mux.Handle("/api/v1", wrap(wire.RealmReadWrite, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		operator.Handler(operatorSource{s: s, flags: s.mayViewFlags(r)}).ServeHTTP(w, r)
+	})))
+	s.table = append(s.table, Entry{Method: "POST", Path: "/api/v1", Owner: "agent", Realm: wire.RealmReadWrite})
 	h := wrap(wire.RealmNone, help.Handler(s.helpProcesses))
 	s.mux.Handle("/help", h)
 	s.mux.Handle("/help/", h)
@@ -171,7 +187,30 @@ func (s *Server) flagMap() map[string]string {
 }
 
 func (s *Server) flags(w http.ResponseWriter, r *http.Request) {
+	if d := s.acls.Evaluate(acl.ViewFlags, s.principal(r), acl.NoObject); !d.Allowed {
+		forbid(w, fmt.Sprintf("%s may not view the flags", who(s.principal(r))), d.Rule)
+		return
+	}
 	writeJSON(w, map[string]any{"flags": s.flagMap()})
+}
+
+// mayViewFlags is view_flags for r's principal.
+func (s *Server) mayViewFlags(r *http.Request) bool {
+	return s.acls.Evaluate(acl.ViewFlags, s.principal(r), acl.NoObject).Allowed
+}
+
+// forbid answers 403 with the rule that decided.
+func forbid(w http.ResponseWriter, msg, rule string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusForbidden)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg, "rule": rule})
+}
+
+func who(principal string) string {
+	if principal == "" {
+		return "the unauthenticated principal"
+	}
+	return fmt.Sprintf("principal %q", principal)
 }
 
 func (s *Server) state(w http.ResponseWriter, r *http.Request) {
@@ -180,7 +219,9 @@ func (s *Server) state(w http.ResponseWriter, r *http.Request) {
 	st["id"] = s.info.ID
 	st["pid"] = "slave(1)@" + s.info.Addr
 	st["hostname"] = s.info.Hostname
-	st["flags"] = s.flagMap()
+	if s.mayViewFlags(r) {
+		st["flags"] = s.flagMap()
+	}
 	st["resources"] = map[string]any{}
 	st["attributes"] = map[string]any{}
 	st["frameworks"] = []any{}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/execmod/execmod/internal/acl"
 	"maps"
 	"math"
 	"net/http"
@@ -165,6 +166,10 @@ func parseMeminfo(b []byte) (total, avail float64, err error) {
 }
 
 func (s *Server) metricsSnapshot(w http.ResponseWriter, r *http.Request) {
+	if d := s.acls.Evaluate(acl.GetEndpoints, s.principal(r), acl.Value("/metrics/snapshot")); !d.Allowed {
+		forbid(w, fmt.Sprintf("%s may not GET /metrics/snapshot", who(s.principal(r))), d.Rule)
+		return
+	}
 	writeJSON(w, s.snapshot(r.Context()))
 }
 
