@@ -265,6 +265,20 @@ func TestBinaryOutput(t *testing.T) {
 	}
 }
 
+// POST /remote/tasks?wait= runs a command and returns its outcome in one
+// round trip.
+func TestCreateAndWait(t *testing.T) {
+	h := startRemote(t, nil)
+	code, res := post(t, h, "/remote/tasks?wait=60s", `{"command":"sh","arguments":["-c","echo done; exit 4"]}`)
+	if code != 201 || res["state"] != "exited" || res["result"].(map[string]any)["exitCode"] != 4.0 || res["version"] != nil || res["startTicks"] != nil ||
+		res["stdout"].(map[string]any)["text"] != "done\n" {
+		t.Errorf("POST /remote/tasks?wait=60s = %d %v", code, res)
+	}
+	if code, res := post(t, h, "/remote/tasks?wait=soon", `{"command":"true"}`); code != 400 || !strings.Contains(res["error"].(string), "wait") {
+		t.Errorf("a bad wait = %d %v", code, res)
+	}
+}
+
 // waitLine follows a task's stdout until it has printed want.
 func waitLine(t *testing.T, h *hosttest.Host, id, want string) {
 	t.Helper()

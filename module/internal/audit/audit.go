@@ -125,6 +125,9 @@ type Log struct {
 	last string // hash of the last line
 	log  *slog.Logger
 	note string // to record in the next line's error (a cut torn line)
+
+	smu    sync.Mutex // serializes fsyncs; held without mu
+	synced uint64     // every line up to this seq is on disk
 }
 
 // Open opens (creating) the log at path and continues its chain. A log
@@ -227,11 +230,32 @@ func (l *Log) Append(e Entry) error {
 	if _, err := l.f.Write(line); err != nil {
 		return fmt.Errorf("audit: %s: %w", l.path, err)
 	}
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("audit: %s: %w", l.path, err)
-	}
 	l.seq, l.last, l.note = e.Seq, hash, ""
 	l.log.Info("audit", summary(e, hash)...)
+	f := l.f
+	l.mu.Unlock()
+	err = l.syncTo(f, e.Seq)
+	l.mu.Lock() // for the deferred Unlock
+	return err
+}
+
+// syncTo returns once line seq is on disk. Appenders that arrive while a
+// sync runs are covered by the next one, which also covers every line
+// written by then: one fsync serves a whole group of concurrent appends
+// (group commit), instead of one fsync each.
+func (l *Log) syncTo(f *os.File, seq uint64) error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	if l.synced >= seq {
+		return nil
+	}
+	l.mu.Lock()
+	upTo := l.seq
+	l.mu.Unlock()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("audit: %s: %w", l.path, err)
+	}
+	l.synced = upTo
 	return nil
 }
 

@@ -83,7 +83,7 @@ run_remote_commands for the resolved executable and its arguments, run_remote_co
 "rule" is the first denying rule, or every deciding rule when allowed.`
 
 const tasksHelp = `Body: {"command", "arguments", "shell", "timeout", "env": {}, "cwd", "user", "stdin" (base64), "grace", "labels": {}, "idempotency_key"}.
-Returns 201 with the task (202 when it is queued); with an idempotency_key already used, 200 with the existing task and nothing is started.
+Returns 201 with the task (202 when it is queued); with ?wait=30s, once the task has ended (or the wait is over), so one request runs a command and returns its outcome; with an idempotency_key already used, 200 with the existing task and nothing is started.
 When max_concurrent tasks run and max_queued wait, 429 with Retry-After.`
 
 // status serves GET /status.
@@ -286,9 +286,23 @@ func (s *Service) createTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		if wait, err = request.ParseDuration(v); err != nil {
+			return badRequest(fmt.Errorf("wait: %w", err))
+		}
+		wait = min(wait, 10*time.Minute)
+	}
 	rec, replayed, err := s.submit(r, cmd)
 	if err != nil {
 		return err
+	}
+	// ?wait= answers with the result when the task ends within it: one
+	// round trip to run a command and get its outcome.
+	if wait > 0 && !replayed {
+		if rec, err = s.Wait(r.Context(), rec.ID, wait); err != nil {
+			return err
+		}
 	}
 	code := http.StatusCreated
 	switch {
@@ -305,9 +319,10 @@ func (s *Service) createTask(w http.ResponseWriter, r *http.Request) error {
 // taskView is a task as the REST routes show it.
 type taskView struct {
 	record
-	// The record's bookkeeping stays out of the API.
-	Version    int         `json:"-"`
-	StartTicks uint64      `json:"-"`
+	// The record's bookkeeping stays out of the API: these zero fields
+	// shadow the record's and are omitted ("-" would not shadow them).
+	Version    int         `json:"version,omitempty"`
+	StartTicks uint64      `json:"startTicks,omitempty"`
 	Stdout     *streamView `json:"stdout,omitempty"`
 	Stderr     *streamView `json:"stderr,omitempty"`
 }

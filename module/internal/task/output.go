@@ -92,8 +92,11 @@ func suffix(i int) string {
 	return [...]string{"head", "tail0", "tail1", "meta"}[i]
 }
 
-// newOutput creates the spool of stream name in dir (created 0700) for a
-// cap of max bytes, replacing any earlier spool of that name.
+// newOutput prepares the spool of stream name in dir (created 0700) for a
+// cap of max bytes, replacing any earlier spool of that name. Its files
+// are created at the first byte (see create): most commands write little
+// or nothing, and creating five files per stream up front cost more than
+// running a short command.
 func newOutput(dir, name string, max int64) (*Output, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -103,23 +106,39 @@ func newOutput(dir, name string, max int64) (*Output, error) {
 		o.chunk = 1
 	}
 	o.rotated = o.head
-	var err error
-	if o.meta, err = createMeta(o.spoolPath("meta")); err != nil {
-		return nil, err
-	}
-	for i := range o.files {
-		f, err := os.OpenFile(o.spoolPath(suffix(i)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			o.abort()
+	for i := range 4 { // an earlier spool of that name
+		if err := os.Remove(o.spoolPath(suffix(i))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		o.files[i] = f
-	}
-	if err := o.writeMeta(false); err != nil {
-		o.abort()
-		return nil, err
 	}
 	return o, nil
+}
+
+// create makes the spool's files and its first meta, before the first
+// byte is written. Only the writer calls it.
+func (o *Output) create() error {
+	m, err := createMeta(o.spoolPath("meta"))
+	if err != nil {
+		return err
+	}
+	var files [3]*os.File
+	for i := range files {
+		f, err := os.OpenFile(o.spoolPath(suffix(i)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			for _, f := range files {
+				if f != nil {
+					f.Close()
+				}
+			}
+			m.close()
+			return err
+		}
+		files[i] = f
+	}
+	o.mu.Lock()
+	o.files, o.meta = files, m
+	o.mu.Unlock()
+	return o.writeMeta(false)
 }
 
 // abort closes and removes a spool that was never used.
@@ -202,6 +221,11 @@ func (o *Output) splice(fd int) (int, error) {
 // it and the room left there, rotating the tail chunks first when the
 // current one is full.
 func (o *Output) target() (*os.File, int64, int64, error) {
+	if o.meta == nil { // only the writer sets it
+		if err := o.create(); err != nil {
+			return nil, 0, 0, err
+		}
+	}
 	total := o.total // only the writer changes total
 	if total < o.head {
 		return o.files[fileHead], total, o.head - total, nil
@@ -259,9 +283,12 @@ func (o *Output) rotate() error {
 // close ends the stream: the final meta is written, the files are closed
 // and Complete becomes true. Only the writer calls it, once.
 func (o *Output) close() {
-	metaErr := o.writeMeta(true)
-	if err := o.meta.close(); metaErr == nil {
-		metaErr = err
+	var metaErr error
+	if o.meta != nil { // nothing was written: no files
+		metaErr = o.writeMeta(true)
+		if err := o.meta.close(); metaErr == nil {
+			metaErr = err
+		}
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -285,6 +312,11 @@ func OpenOutput(dir, name string) (*Output, error) {
 	o := &Output{dir: dir, name: name, complete: true, changed: make(chan struct{})}
 	close(o.changed)
 	b, err := os.ReadFile(o.spoolPath("meta"))
+	if errors.Is(err, os.ErrNotExist) {
+		// The files are made, meta last, before the first byte: no meta
+		// means the stream had no bytes.
+		return o, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("task: open output: %w", err)
 	}

@@ -104,7 +104,7 @@ func TestTruncatedHeadAndTail(t *testing.T) {
 		t.Error("reopened output not complete")
 	}
 	checkKept(t, reopened, data)
-	for _, f := range []string{"stdout.head", "stdout.tail0", "stdout.tail1", "stdout.meta", "stderr.meta"} {
+	for _, f := range []string{"stdout.head", "stdout.tail0", "stdout.tail1", "stdout.meta"} { // stderr was silent: no files
 		if _, err := os.Stat(filepath.Join(s.OutputDir, f)); err != nil {
 			t.Error(err)
 		}
@@ -188,8 +188,9 @@ func TestOpenOutputCrashInRotation(t *testing.T) {
 func TestOpenOutputErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if _, err := OpenOutput(dir, "stdout"); err == nil {
-		t.Error("OpenOutput of nothing succeeded")
+	// A stream that wrote nothing has no spool files: it opens empty.
+	if o, err := OpenOutput(dir, "stdout"); err != nil || o.Info() != (OutputInfo{}) || !o.Complete() {
+		t.Errorf("OpenOutput of an empty stream = %+v, %v", o, err)
 	}
 	os.WriteFile(filepath.Join(dir, "stdout.meta"), []byte(`{"rotated":1,"head":5,"chunk":3}`), 0o600)
 	if _, err := OpenOutput(dir, "stdout"); err == nil {
@@ -300,4 +301,25 @@ func TestCopyFallback(t *testing.T) {
 	r.Close()
 	o.close()
 	checkKept(t, o, data)
+}
+
+// A command that writes nothing leaves no spool files, and its streams
+// read as empty and complete, live and after a restart.
+func TestNoOutputNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	tk, err := Start(Spec{Path: "/bin/true", OutputDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tk.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("spool files for a silent command: %v", ents)
+	}
+	for _, o := range []*Output{tk.Stdout(), tk.Stderr()} {
+		if n, err := o.ReadAt(make([]byte, 1), 0); n != 0 || err != io.EOF || !o.Complete() {
+			t.Errorf("ReadAt = %d, %v; complete %v", n, err, o.Complete())
+		}
+	}
 }

@@ -342,9 +342,21 @@ func (t *Task) reap() (*os.ProcessState, error) {
 // with splice(2) (one copy, no user-space buffer) while it can, and with a
 // fixed buffer otherwise.
 func pump(r *os.File, o *Output) (cut bool) {
-	err := spliceAll(r, o)
-	if errors.Is(err, errNoSplice) {
-		err = copyAll(r, o)
+	// The first bytes are read, not spliced, so that a silent stream
+	// never creates its spool files (splicing needs the file first).
+	first := make([]byte, 4096)
+	n, err := r.Read(first)
+	if n > 0 {
+		o.write(first[:n])
+	}
+	switch {
+	case err == io.EOF:
+		err = nil
+	case err == nil:
+		err = spliceAll(r, o)
+		if errors.Is(err, errNoSplice) {
+			err = copyAll(r, o)
+		}
 	}
 	r.Close()
 	o.close()
