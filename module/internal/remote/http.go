@@ -1,6 +1,7 @@
 package remote
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,19 @@ import (
 	"github.com/execmod/execmod/module/internal/task"
 	"github.com/execmod/execmod/sdk"
 )
+
+// openAPI is the OpenAPI 3.0 document of the module's routes, served at
+// GET /openapi.json; module/client's tests check the real answers against
+// it.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(openAPI)
+}
 
 // maxBody bounds a request body the module reads (stdin included).
 const maxBody = 8 << 20
@@ -68,6 +82,10 @@ func (s *Service) Routes(info Info) []sdk.Route {
 		// as well learn before it is refused.
 		{Pattern: "POST /policy/check", Realm: sdk.ReadOnly, Handler: h(s.policyCheck),
 			Help: sdk.Help{TLDR: "Tells whether the caller may run a command, without running it.", Description: policyHelp}},
+		// Public, as the host's /help is: the document is the same for
+		// every agent of a release and holds nothing about this one.
+		{Pattern: "GET /openapi.json", Realm: sdk.Public, Handler: http.HandlerFunc(serveOpenAPI),
+			Help: sdk.Help{TLDR: "Serves the OpenAPI 3.0 document of the module's API.", Description: "The routes, their request and response schemas and the error schema, as JSON."}},
 	}
 }
 
