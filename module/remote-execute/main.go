@@ -16,6 +16,7 @@
 //	GET    /remote/tasks/{id}/stdout    raw bytes (offset=, limit=, follow=true); also /stderr
 //	POST   /remote/tasks/{id}/signal    {"signal","scope":"group"|"leader"}
 //	DELETE /remote/tasks/{id}           kill a running task, purge a finished one
+//	GET    /remote/openapi.json         the OpenAPI 3 document of all of the above
 //
 // Each command runs in its own process group; timeouts and kills send
 // SIGTERM to the group, then SIGKILL after the grace period. Output is

@@ -1,0 +1,148 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Execute runs a command through the seed API, POST /remote/execute (the
+// Mesos execute module's), and returns its pid and task id once it has
+// started. timeout 0 is the module's default_timeout.
+func (c *Client) Execute(ctx context.Context, command string, args []string, shell bool, timeout time.Duration) (pid int, id string, err error) {
+	body := struct {
+		Command   string   `json:"command"`
+		Arguments []string `json:"arguments,omitempty"`
+		Shell     bool     `json:"shell"`
+		Timeout   string   `json:"timeout,omitempty"`
+	}{command, args, shell, duration(timeout)}
+	var out struct {
+		Pid int    `json:"pid"`
+		ID  string `json:"id"`
+	}
+	if _, err := c.call(ctx, request{method: http.MethodPost, path: "/execute", body: body}, &out); err != nil {
+		return 0, "", err
+	}
+	return out.Pid, out.ID, nil
+}
+
+// SeedResult is what POST /remote/task answers: a command still running
+// (Pending, with Pid, ID and State) or how it ended.
+type SeedResult struct {
+	Pending bool
+	Pid     int
+	ID      string
+	State   string
+	// ExitCode is the exit status, or the signal number when Signaled; 0
+	// when the command has no result (failed_to_start, lost: see Error).
+	ExitCode     int
+	Signaled     bool
+	Signal       string // "SIGTERM" when Signaled
+	SignalNumber int
+	TimedOut     bool
+	Killed       bool
+	// KillEscalated: SIGKILL followed SIGTERM after the grace period.
+	KillEscalated bool
+	// HasExitCode is false when the answer's exitCode is null.
+	HasExitCode bool
+	Error       string
+	// Stdout and Stderr are the whole stored output, as text, or base64
+	// when StdoutEncoding/StderrEncoding says "base64".
+	Stdout, Stderr                   string
+	StdoutEncoding, StderrEncoding   string // "utf-8" or "base64"
+	StdoutBytes, StderrBytes         int64  // written by the command
+	StdoutTruncated, StderrTruncated bool
+	DurationMs                       int64
+	UserMs, SysMs, MaxRssKiB         int64
+	StartedAt, EndedAt               *time.Time
+}
+
+// seedJSON is POST /remote/task's answer.
+type seedJSON struct {
+	Result          string     `json:"result"` // "pending"
+	Pid             int        `json:"pid"`
+	ID              string     `json:"id"`
+	State           string     `json:"state"`
+	ExitCode        *int       `json:"exitCode"`
+	Signaled        bool       `json:"signaled"`
+	Signal          *string    `json:"signal"`
+	SignalNumber    int        `json:"signalNumber"`
+	TimedOut        bool       `json:"timedOut"`
+	Killed          bool       `json:"killed"`
+	KillEscalated   bool       `json:"killEscalated"`
+	DurationMs      int64      `json:"durationMs"`
+	Error           string     `json:"error"`
+	StartedAt       *time.Time `json:"startedAt"`
+	EndedAt         *time.Time `json:"endedAt"`
+	Stdout          string     `json:"stdout"`
+	Stderr          string     `json:"stderr"`
+	StdoutEncoding  string     `json:"stdoutEncoding"`
+	StderrEncoding  string     `json:"stderrEncoding"`
+	StdoutBytes     int64      `json:"stdoutBytes"`
+	StderrBytes     int64      `json:"stderrBytes"`
+	StdoutTruncated bool       `json:"stdoutTruncated"`
+	StderrTruncated bool       `json:"stderrTruncated"`
+	Rusage          struct {
+		UserMs    int64 `json:"userMs"`
+		SysMs     int64 `json:"sysMs"`
+		MaxRssKiB int64 `json:"maxRssKiB"`
+	} `json:"rusage"`
+}
+
+// TaskByPid asks the seed API, POST /remote/task, for the outcome of the
+// command with process id pid (the newest, if the pid was reused). An
+// unknown pid is a 404.
+func (c *Client) TaskByPid(ctx context.Context, pid int) (SeedResult, error) {
+	var s seedJSON
+	if _, err := c.call(ctx, request{method: http.MethodPost, path: "/task", body: map[string]int{"pid": pid}}, &s); err != nil {
+		return SeedResult{}, err
+	}
+	r := SeedResult{
+		Pending: s.Result == "pending", Pid: s.Pid, ID: s.ID, State: s.State, Signaled: s.Signaled,
+		SignalNumber: s.SignalNumber, TimedOut: s.TimedOut, Killed: s.Killed, KillEscalated: s.KillEscalated,
+		Error: s.Error, Stdout: s.Stdout, Stderr: s.Stderr, StdoutEncoding: s.StdoutEncoding, StderrEncoding: s.StderrEncoding,
+		StdoutBytes: s.StdoutBytes, StderrBytes: s.StderrBytes, StdoutTruncated: s.StdoutTruncated, StderrTruncated: s.StderrTruncated,
+		DurationMs: s.DurationMs, UserMs: s.Rusage.UserMs, SysMs: s.Rusage.SysMs, MaxRssKiB: s.Rusage.MaxRssKiB,
+		StartedAt: s.StartedAt, EndedAt: s.EndedAt,
+	}
+	if s.ExitCode != nil {
+		r.ExitCode, r.HasExitCode = *s.ExitCode, true
+	}
+	if s.Signal != nil {
+		r.Signal = *s.Signal
+	}
+	if !r.Pending {
+		for _, enc := range []*string{&r.StdoutEncoding, &r.StderrEncoding} {
+			if *enc == "" {
+				*enc = "utf-8"
+			}
+		}
+	}
+	return r, nil
+}
+
+// Pids lists, through the seed API (GET /remote/task), the process ids of
+// the commands the module remembers and the caller may view, with their
+// task ids.
+func (c *Client) Pids(ctx context.Context) (pids []int, ids []string, err error) {
+	var out struct {
+		Pids []int    `json:"pids"`
+		IDs  []string `json:"ids"`
+	}
+	if _, err := c.call(ctx, request{method: http.MethodGet, path: "/task"}, &out); err != nil {
+		return nil, nil, err
+	}
+	return out.Pids, out.IDs, nil
+}
+
+// KillPid sends signal ("" for SIGTERM) to the process group of the
+// command with process id pid through the seed API, POST /remote/kill.
+// SIGTERM is followed by SIGKILL after the grace period.
+func (c *Client) KillPid(ctx context.Context, pid int, signal string) error {
+	body := map[string]any{"pid": pid}
+	if signal != "" {
+		body["signal"] = signal
+	}
+	_, err := c.call(ctx, request{method: http.MethodPost, path: "/kill", body: body}, &struct{}{})
+	return err
+}
