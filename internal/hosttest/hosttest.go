@@ -80,11 +80,15 @@ func Start(t *testing.T, modhost string, env []string, args ...string) *Host {
 }
 
 // Launch starts the modhost binary with exactly args and does not wait
-// for it to listen.
+// for it to listen. The host is stopped at cleanup, and killed if the test
+// binary dies first.
 func Launch(t *testing.T, modhost string, env []string, args ...string) *Host {
 	t.Helper()
 	cmd := exec.Command(modhost, args...)
 	cmd.Env = append(append(os.Environ(), RaceEnv), env...)
+	// The host dies with the test binary even when cleanup never runs (a
+	// test timeout panics past it); its modules die with the host.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

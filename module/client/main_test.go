@@ -169,6 +169,7 @@ func startExampleHost() (stop func() error, err error) {
 	}
 	cmd := exec.Command(filepath.Join(bins, "modhost"), "--port=0", "--work_dir="+work, "--modules="+remoteJSON())
 	cmd.Env = append(os.Environ(), hosttest.RaceEnv)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
