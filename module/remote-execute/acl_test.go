@@ -226,7 +226,7 @@ func TestACLRun(t *testing.T) {
 		t.Errorf("policy/check did not judge the file on the caller's PATH: %v", m)
 	}
 
-	if err := audit.Verify(filepath.Join(s.dataDir, audit.FileName)); err != nil {
+	if _, err := audit.Verify(filepath.Join(s.dataDir, audit.FileName)); err != nil {
 		t.Errorf("audit chain: %v", err)
 	}
 }
@@ -384,7 +384,7 @@ func TestAuditLogThroughTheModule(t *testing.T) {
 	if refused["decision"] != "deny" || refused["env_keys"].([]any)[0] != "API_TOKEN" {
 		t.Errorf("refused line: %v", refused)
 	}
-	if err := audit.Verify(path); err != nil {
+	if _, err := audit.Verify(path); err != nil {
 		t.Fatal(err)
 	}
 
@@ -397,7 +397,7 @@ func TestAuditLogThroughTheModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ce *audit.ChainError
-	if err := audit.Verify(path); !errors.As(err, &ce) || ce.Line != 1 {
+	if _, err := audit.Verify(path); !errors.As(err, &ce) || ce.Line != 1 {
 		t.Errorf("Verify after an edit of line 1 = %v", err)
 	}
 }
@@ -423,7 +423,7 @@ func TestAuditThroughHost(t *testing.T) {
 	_, id := execute(t, h, `{"command":"echo","arguments":["hi"]}`)
 	waitTask(t, h, id)
 	path := filepath.Join(h.WorkDir, "modules", "org_execmod_RemoteExecution", audit.FileName)
-	if err := audit.Verify(path); err != nil {
+	if _, err := audit.Verify(path); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(path)

@@ -345,13 +345,20 @@ func (e *ChainError) Error() string {
 	return fmt.Sprintf("audit log line %d: %s", e.Line, e.Reason)
 }
 
-// Verify walks the chain of the log at path and returns a *ChainError
-// naming the first line that breaks it, or nil when every line is intact
-// and linked to the one before it.
-func Verify(path string) error {
+// Tail is the end of an intact chain: how many lines it has and the last
+// line's hash, to compare with the seq and hash the module logged for its
+// last append (the host's log), which would show lines cut off the end.
+type Tail struct {
+	Lines int
+	Hash  string // Genesis for an empty log
+}
+
+// Verify walks the chain of the log at path and returns its tail, or a
+// *ChainError naming the first line that breaks it.
+func Verify(path string) (Tail, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return Tail{}, err
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 64<<10)
@@ -359,23 +366,23 @@ func Verify(path string) error {
 	for {
 		line, err := r.ReadBytes('\n')
 		if len(line) == 0 && err == io.EOF {
-			return nil
+			return Tail{Lines: n, Hash: prev}, nil
 		}
 		n++
 		if err == io.EOF {
-			return &ChainError{n, "torn: no newline at the end (a crash during a write?)"}
+			return Tail{}, &ChainError{n, "torn: no newline at the end (a crash during a write?)"}
 		}
 		if err != nil {
-			return err
+			return Tail{}, err
 		}
 		c, perr := parseLine(line[:len(line)-1])
 		switch {
 		case perr != nil:
-			return &ChainError{n, perr.Error()}
+			return Tail{}, &ChainError{n, perr.Error()}
 		case c.Prev != prev:
-			return &ChainError{n, fmt.Sprintf("prev is %.12s…, but the line before ends the chain at %.12s… (a line was removed, inserted or reordered)", c.Prev, prev)}
+			return Tail{}, &ChainError{n, fmt.Sprintf("prev is %.12s…, but the line before ends the chain at %.12s… (a line was removed, inserted or reordered)", c.Prev, prev)}
 		case c.Seq != uint64(n):
-			return &ChainError{n, fmt.Sprintf("seq is %d, want %d", c.Seq, n)}
+			return Tail{}, &ChainError{n, fmt.Sprintf("seq is %d, want %d", c.Seq, n)}
 		}
 		prev = c.Hash
 	}

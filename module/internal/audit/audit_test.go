@@ -50,7 +50,7 @@ func writeLines(t *testing.T, path string, ls [][]byte) {
 func wantBreak(t *testing.T, path string, line int, reason string) {
 	t.Helper()
 	var ce *ChainError
-	err := Verify(path)
+	_, err := Verify(path)
 	if !errors.As(err, &ce) || ce.Line != line || !strings.Contains(ce.Reason, reason) {
 		t.Errorf("Verify = %v, want a break at line %d (%s)", err, line, reason)
 	}
@@ -60,7 +60,8 @@ func TestAppendAndVerify(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	l := openLog(t, path)
 	appendN(t, l, 3)
-	if err := Verify(path); err != nil {
+	tail, err := Verify(path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ls := lines(t, path)
@@ -80,6 +81,9 @@ func TestAppendAndVerify(t *testing.T) {
 			t.Errorf("hash is not the last member: %s", line)
 		}
 		prev = m["hash"].(string)
+	}
+	if tail != (Tail{Lines: 3, Hash: prev}) {
+		t.Errorf("Verify's tail = %+v, want 3 lines ending at %s", tail, prev)
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v", fi.Mode())
@@ -126,7 +130,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	wantBreak(t, path, 3, "torn")
 
 	writeLines(t, path, orig)
-	if err := Verify(path); err != nil {
+	if _, err := Verify(path); err != nil {
 		t.Errorf("the original: %v", err)
 	}
 }
@@ -140,7 +144,7 @@ func TestRestartContinuesTheChain(t *testing.T) {
 	l = openLog(t, path)
 	appendN(t, l, 2)
 	l.Close()
-	if err := Verify(path); err != nil {
+	if _, err := Verify(path); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(lines(t, path)); n != 4 {
@@ -155,7 +159,7 @@ func TestRestartContinuesTheChain(t *testing.T) {
 	l = openLog(t, path)
 	appendN(t, l, 1)
 	l.Close()
-	if err := Verify(path); err != nil {
+	if _, err := Verify(path); err != nil {
 		t.Fatal(err)
 	}
 	ls := lines(t, path)
@@ -179,7 +183,7 @@ func TestConcurrentAppends(t *testing.T) {
 		wg.Go(func() { appendN(t, l, 10) })
 	}
 	wg.Wait()
-	if err := Verify(path); err != nil {
+	if _, err := Verify(path); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(lines(t, path)); n != 80 {
@@ -200,7 +204,7 @@ func TestRecoverLongLines(t *testing.T) {
 	l.Close()
 	l = openLog(t, path)
 	appendN(t, l, 1)
-	if err := Verify(path); err != nil {
+	if _, err := Verify(path); err != nil {
 		t.Fatal(err)
 	}
 }
