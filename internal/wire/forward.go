@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -54,10 +55,14 @@ func (p *Process) Forward(w http.ResponseWriter, r *http.Request, opts ForwardOp
 		WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("module %q is not available: %s", opts.Module, status.Convert(err).Message()))
 		return
 	}
-	// The module may answer while the client is still sending; let it.
-	_ = http.NewResponseController(w).EnableFullDuplex()
-
-	go sendRequest(stream, r, opts, cancel)
+	rc := http.NewResponseController(w)
+	if hasBody(r) {
+		// The module may answer while the client is still sending; let it.
+		_ = rc.EnableFullDuplex()
+		go sendRequest(stream, r, opts, cancel)
+	} else {
+		sendHead(stream, r, opts)
+	}
 
 	first, err := stream.Recv()
 	if err != nil {
@@ -85,6 +90,10 @@ func (p *Process) Forward(w http.ResponseWriter, r *http.Request, opts ForwardOp
 			hdr[name] = append(hdr[name], h.Values...)
 		}
 	}
+	if first.Last && hdr.Get("Content-Length") == "" && bodyAllowed(r.Method, int(head.Status)) {
+		// The whole body is here: send it with its length, not chunked.
+		hdr.Set("Content-Length", strconv.Itoa(len(first.Body)))
+	}
 	w.WriteHeader(int(head.Status))
 	part := first
 	for {
@@ -94,7 +103,10 @@ func (p *Process) Forward(w http.ResponseWriter, r *http.Request, opts ForwardOp
 			}
 		}
 		if part.Flush {
-			_ = http.NewResponseController(w).Flush()
+			_ = rc.Flush()
+		}
+		if part.Last {
+			return // complete; the stream's status adds nothing
 		}
 		part, err = stream.Recv()
 		if err == io.EOF {
@@ -110,11 +122,28 @@ func (p *Process) Forward(w http.ResponseWriter, r *http.Request, opts ForwardOp
 	}
 }
 
-// sendRequest streams the request head and body to the module. It may still
-// run after Forward returned (a client that sends its body slowly to a
-// module that has already answered); it touches only the stream and the
-// body, and ends when either does.
-func sendRequest(stream modulev1.Module_ServeHTTPClient, r *http.Request, opts ForwardOptions, cancel context.CancelCauseFunc) {
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// bodyAllowed reports whether a response may have a body, and so a
+// Content-Length describing it (RFC 9110 §8.6).
+func bodyAllowed(method string, status int) bool {
+	return method != http.MethodHead && status != http.StatusNoContent && status != http.StatusNotModified && status >= 200
+}
+
+// sendHead sends a body-less request in one part, from the handler's own
+// goroutine: there is nothing to stream.
+func sendHead(stream modulev1.Module_ServeHTTPClient, r *http.Request, opts ForwardOptions) {
+	part := &modulev1.HTTPRequestPart{Head: requestHead(r, opts), Eof: true}
+	_ = stream.Send(part) // a failure shows in Recv
+	_ = stream.CloseSend()
+}
+
+// requestHead is what the module sees of the request line and headers:
+// the mount point stripped from the path, hop-by-hop headers and any
+// client-sent principal header removed, the host's principal added.
+func requestHead(r *http.Request, opts ForwardOptions) *modulev1.RequestHead {
 	hdr := r.Header.Clone()
 	hdr.Del(PrincipalHeader)
 	for name := range hdr {
@@ -126,17 +155,19 @@ func sendRequest(stream modulev1.Module_ServeHTTPClient, r *http.Request, opts F
 	if path == "" {
 		path = "/"
 	}
-	part := &modulev1.HTTPRequestPart{Head: &modulev1.RequestHead{
+	return &modulev1.RequestHead{
 		Method: r.Method, Path: path, RawQuery: r.URL.RawQuery, Headers: headersToProto(hdr),
 		RemoteAddr: r.RemoteAddr, Host: r.Host, RequestUri: r.RequestURI, ContentLength: r.ContentLength,
 		Principal: opts.Principal, Proto: r.Proto, Mount: opts.Mount,
-	}}
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		part.Eof = true
-		_ = stream.Send(part)
-		_ = stream.CloseSend()
-		return
 	}
+}
+
+// sendRequest streams the request head and body to the module. It may still
+// run after Forward returned (a client that sends its body slowly to a
+// module that has already answered); it touches only the stream and the
+// body, and ends when either does.
+func sendRequest(stream modulev1.Module_ServeHTTPClient, r *http.Request, opts ForwardOptions, cancel context.CancelCauseFunc) {
+	part := &modulev1.HTTPRequestPart{Head: requestHead(r, opts)}
 	var sent int64
 	buf := make([]byte, ChunkSize)
 	for {

@@ -287,7 +287,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		take := ChunkSize - len(w.buf)
 		w.buf = append(w.buf, p[:take]...)
 		p = p[take:]
-		if err := w.send(false); err != nil {
+		if err := w.send(false, false); err != nil {
 			return n - len(p) - take, err
 		}
 	}
@@ -306,11 +306,13 @@ func (w *responseWriter) FlushError() error {
 	if w.err != nil {
 		return w.err
 	}
-	return w.send(true)
+	return w.send(true, false)
 }
 
-func (w *responseWriter) send(flush bool) error {
-	part := &modulev1.HTTPResponsePart{Body: w.buf, Flush: flush}
+// send sends what is buffered (the head too, the first time); last marks
+// the end of the response.
+func (w *responseWriter) send(flush, last bool) error {
+	part := &modulev1.HTTPResponsePart{Body: w.buf, Flush: flush, Last: last}
 	if !w.headSent {
 		part.Head = &modulev1.ResponseHead{Status: int32(w.status), Headers: headersToProto(w.sentHeader)}
 	}
@@ -329,6 +331,8 @@ func (w *responseWriter) reset() {
 	w.buf = nil
 }
 
+// finish sends the rest of the response, marked last so that the host
+// ends it without waiting for the stream's status.
 func (w *responseWriter) finish() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -336,8 +340,5 @@ func (w *responseWriter) finish() error {
 	if w.err != nil {
 		return w.err
 	}
-	if !w.headSent || len(w.buf) > 0 {
-		return w.send(false)
-	}
-	return nil
+	return w.send(false, true)
 }
