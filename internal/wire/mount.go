@@ -105,3 +105,56 @@ func Handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 }
 
 var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
+
+// JSONErrors serves mux, and answers the requests that match none of its
+// patterns (404, or 405 with Allow when another method would match) with a
+// JSON error, as every other error the host produces, instead of
+// net/http's text. A route's own answers pass through untouched.
+func JSONErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" { // a route, or a redirect to its canonical path
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			allow := rec.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			WriteError(w, rec.status, fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+		case http.StatusNotFound:
+			WriteError(w, rec.status, fmt.Sprintf("no route for %s %s (GET /help lists them)", r.Method, r.URL.Path))
+		default: // net/http's other answers (a bad CONNECT, say) as they are
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.status)
+			_, _ = w.Write(rec.body)
+		}
+	})
+}
+
+// statusRecorder keeps what the mux's own error handler writes.
+type statusRecorder struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	r.body = append(r.body, p...)
+	return len(p), nil
+}
