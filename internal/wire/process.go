@@ -48,9 +48,14 @@ type Process struct {
 
 // Start starts the module executable in its own process group, with
 // Pdeathsig so that it dies with the host, AutoMTLS on its socket and only
-// cfg.Env in its environment, and waits for the go-plugin handshake. The
-// caller must call Stop, also when Start's caller gives up on the process.
-func Start(cfg StartConfig) (*Process, error) {
+// cfg.Env in its environment, and waits for the go-plugin handshake, at
+// most cfg.StartTimeout. The caller must call Stop on the process.
+//
+// When ctx is done first, Start returns at once with ctx's error; the
+// handshake, which go-plugin cannot interrupt, finishes in the background
+// and whatever it started is stopped and reaped there (and dies with the
+// host if the host exits first).
+func Start(ctx context.Context, cfg StartConfig) (*Process, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 30 * time.Second
 	}
@@ -87,13 +92,33 @@ func Start(cfg StartConfig) (*Process, error) {
 		SyncStderr:       out,
 		GRPCDialOptions:  dialOptions(),
 	})
-	p, err := connect(client, false)
-	if err != nil {
-		client.Kill()
-		killGroup(cmd)
-		return nil, fmt.Errorf("start %s: %w", cfg.Path, explainStartError(err))
+	type started struct {
+		p   *Process
+		err error
 	}
-	return p, nil
+	ch := make(chan started, 1)
+	go func() {
+		p, err := connect(client, false)
+		if err != nil {
+			client.Kill()
+			killGroup(cmd) // connect has returned: cmd.Process is settled
+		}
+		ch <- started{p, err}
+	}()
+	select {
+	case s := <-ch:
+		if s.err != nil {
+			return nil, fmt.Errorf("start %s: %w", cfg.Path, explainStartError(s.err, cfg.StartTimeout))
+		}
+		return s.p, nil
+	case <-ctx.Done():
+		go func() {
+			if s := <-ch; s.p != nil {
+				s.p.Stop()
+			}
+		}()
+		return nil, fmt.Errorf("start %s: %w", cfg.Path, context.Cause(ctx))
+	}
 }
 
 // Reattach connects to a module that is already serving, from the line a
@@ -179,9 +204,11 @@ func connect(client *plugin.Client, reattach bool) (*Process, error) {
 
 // explainStartError turns go-plugin's start failures into what a module
 // author needs to know.
-func explainStartError(err error) error {
+func explainStartError(err error, timeout time.Duration) error {
 	msg := err.Error()
 	switch {
+	case strings.Contains(msg, "timeout while waiting for plugin to start"):
+		return fmt.Errorf("the module did not complete the plugin handshake within %s (--module_start_timeout): is its main sdk.Serve(...), and does it do slow work before calling it? It was killed\n(go-plugin: %w)", timeout, err)
 	case strings.Contains(msg, "Failed to read any lines from plugin's stdout"):
 		return fmt.Errorf("the module exited or closed stdout before the plugin handshake: is its main sdk.Serve(...)? Its own output, if any, is in the log above\n(go-plugin: %w)", err)
 	case strings.Contains(msg, "Unrecognized remote plugin message"):

@@ -84,6 +84,10 @@ type Module struct {
 	manifest wire.Manifest
 	stop     chan struct{} // closed by Stop
 	done     chan struct{} // closed when supervision has ended
+	// stopping is done once Stop is called: it ends a restart's handshake
+	// and Init early, so that Stop never waits out a start timeout.
+	stopping   context.Context
+	cancelStop context.CancelFunc
 
 	mu        sync.Mutex
 	proc      *wire.Process // nil while down
@@ -103,11 +107,14 @@ func Start(ctx context.Context, spec Spec, cfg Config) (*Module, error) {
 		stop: make(chan struct{}), done: make(chan struct{}),
 		state: Starting, since: time.Now(),
 	}
+	m.stopping, m.cancelStop = context.WithCancel(context.Background())
 	if err := os.MkdirAll(m.dataDir(), 0o700); err != nil {
+		m.cancelStop()
 		return nil, fmt.Errorf("module %s: data dir: %w", spec.Name, err)
 	}
 	proc, man, err := m.launch(ctx)
 	if err != nil {
+		m.cancelStop()
 		return nil, err
 	}
 	m.manifest = man
@@ -146,7 +153,7 @@ func (m *Module) socketDir() string {
 	return filepath.Join(m.cfg.WorkDir, "sock", strconv.Itoa(m.spec.Index))
 }
 
-// launch starts a new process and initialises it.
+// launch starts a new process and initialises it; ctx bounds both.
 func (m *Module) launch(ctx context.Context) (*wire.Process, wire.Manifest, error) {
 	if n := len(m.socketDir()) + len("/plugin1234567890"); n > 107 {
 		return nil, wire.Manifest{}, fmt.Errorf("module %s: --work_dir %q is too long for the module's unix socket path (%d bytes, at most 107); use a shorter --work_dir", m.spec.Name, m.cfg.WorkDir, n)
@@ -157,7 +164,7 @@ func (m *Module) launch(ctx context.Context) (*wire.Process, wire.Manifest, erro
 		proc, err = wire.Attach(m.spec.Attach, m.log)
 	} else {
 		env := append(append([]string{}, m.cfg.Env...), "EXECMOD_LOG_LEVEL="+m.cfg.LogLevel)
-		proc, err = wire.Start(wire.StartConfig{
+		proc, err = wire.Start(ctx, wire.StartConfig{
 			Path: m.spec.Path, Env: env, SocketDir: m.socketDir(),
 			Logger: m.log, StartTimeout: m.cfg.StartTimeout,
 		})
@@ -215,7 +222,7 @@ func (m *Module) supervise(proc *wire.Process) {
 				return
 			case <-time.After(delay):
 			}
-			next, man, err := m.launch(context.Background())
+			next, man, err := m.launch(m.stopping)
 			if err == nil {
 				if !sameRoutes(man, m.manifest) {
 					m.log.Warn("module changed its routes on restart; the host keeps the routes it mounted at start", "id", man.ID)
@@ -226,6 +233,9 @@ func (m *Module) supervise(proc *wire.Process) {
 				m.setRunning(next)
 				proc = next
 				break
+			}
+			if m.stopping.Err() != nil {
+				return // Stop ended the restart; not a crash
 			}
 			m.log.Error("restart failed", "error", err)
 			if delay, give = m.crashed(err); give {
@@ -329,10 +339,11 @@ func (m *Module) Metrics(ctx context.Context) (map[string]float64, error) {
 	return p.Metrics(ctx)
 }
 
-// Stop stops supervision, asks the module to shut down (its io.Closer
-// runs), kills its process group and waits until it is reaped. Safe to call
-// more than once and concurrently.
+// Stop stops supervision (ending a restart under way), asks the module to
+// shut down (its io.Closer runs), kills its process group and waits until
+// it is reaped. Safe to call more than once and concurrently.
 func (m *Module) Stop() {
+	m.cancelStop()
 	m.mu.Lock()
 	select {
 	case <-m.stop:
