@@ -71,9 +71,31 @@ func TestLoadFromFileAndProvision(t *testing.T) {
 	if env["path"] != "/env" || env["query"] != "x=1" {
 		t.Errorf("module saw path %v query %v, want /env x=1", env["path"], env["query"])
 	}
+	environ := map[string]string{}
 	for _, kv := range env["environ"].([]any) {
 		if s := kv.(string); strings.Contains(s, "hunter2") || strings.HasPrefix(s, "MESOS_") {
 			t.Errorf("host environment leaked into the module: %s", s)
+		}
+		k, v, _ := strings.Cut(kv.(string), "=")
+		environ[k] = v
+	}
+	// AutoMTLS: go-plugin hands the module the host's client certificate;
+	// the module's socket is in the host's folder for it, not in $TMPDIR.
+	if !strings.Contains(environ["PLUGIN_CLIENT_CERT"], "BEGIN CERTIFICATE") {
+		t.Errorf("no AutoMTLS client certificate in the module's environment")
+	}
+	if want := filepath.Join(workDir, "sock", "0"); environ["PLUGIN_UNIX_SOCKET_DIR"] != want {
+		t.Errorf("PLUGIN_UNIX_SOCKET_DIR = %q, want %s", environ["PLUGIN_UNIX_SOCKET_DIR"], want)
+	}
+	// What the module prints to stdout and stderr after the handshake is
+	// in the host's log under its name, not lost.
+	from := h.Logs.Len()
+	if code, body := h.Do("POST", "/testmod/print", nil); code != 200 {
+		t.Fatalf("POST /testmod/print = %d %s", code, body)
+	}
+	for _, re := range []string{`modhost\.org_execmod_Test.*plain stdout line from the module`, `modhost\.org_execmod_Test.*plain stderr line from the module`} {
+		if _, err := h.Logs.WaitFrom(from, regexp.MustCompile(re), h.Exited); err != nil {
+			t.Errorf("module output in the host's log: %v", err)
 		}
 	}
 }
@@ -149,7 +171,9 @@ func TestHelpFlag(t *testing.T) {
 
 func TestServerSentEventsStreamThrough(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("sse"))
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/testmod/sse?n=3", nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a guard against a hang
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.URL+"/testmod/sse?n=3", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -375,6 +399,110 @@ func TestHostSIGKILLTakesModulesDown(t *testing.T) {
 	hosttest.WaitGone(t, pid, "module of a SIGKILLed host")
 }
 
+// SIGTERM while a crashed module's restart is held in Provision: the host
+// stops at once instead of waiting out --module_start_timeout, and the
+// half-started module is gone.
+func TestStopDuringRestart(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("stuck", "gate_restarts", "1"), "--module_start_timeout=10mins")
+	if err := unix.Mkfifo(filepath.Join(h.WorkDir, "modules", "stuck", "gate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pid := modulePid(h)
+	from := h.Logs.Len()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	m, err := h.Logs.WaitFrom(from, regexp.MustCompile(`waiting at the gate: pid=(\d+)`), h.Exited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := strconv.Atoi(m[1])
+	if err := h.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.Exited:
+	case <-time.After(time.Minute): // a guard: without the fix it waits 10 minutes
+		t.Fatal("the host is still running a minute after SIGTERM: it waits for the stuck restart")
+	}
+	if ec := h.Cmd.ProcessState.ExitCode(); ec != 0 {
+		t.Errorf("host exit code %d, want 0", ec)
+	}
+	hosttest.WaitGone(t, next, "module stuck in its restart")
+}
+
+// SIGTERM lets a request in flight finish (here an upload the client is
+// still sending), and cuts one that outlives --drain_timeout.
+func TestHostSIGTERMDrainsInFlight(t *testing.T) {
+	t.Run("finishes", func(t *testing.T) {
+		h := startHost(t, nil, "--modules="+testmodJSON("drain"))
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", h.URL+"/testmod/sha256", pr)
+		type result struct {
+			code int
+			body string
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- result{resp.StatusCode, string(b), err}
+		}()
+		if _, err := pw.Write([]byte("first half, ")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Logs.Wait(regexp.MustCompile(`sha256: request started`), h.Exited); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Logs.Wait(regexp.MustCompile(`shutting down`), h.Exited); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pw.Write([]byte("second half")); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close()
+		sum := sha256.Sum256([]byte("first half, second half"))
+		if r := <-done; r.err != nil || r.code != 200 || r.body != fmt.Sprintf("%s 23\n", hex.EncodeToString(sum[:])) {
+			t.Errorf("the request in flight during shutdown = %d %q %v, want 200 with the whole body's digest", r.code, r.body, r.err)
+		}
+		<-h.Exited
+		if ec := h.Cmd.ProcessState.ExitCode(); ec != 0 {
+			t.Errorf("host exit code %d, want 0", ec)
+		}
+	})
+	t.Run("cut at the drain timeout", func(t *testing.T) {
+		h := startHost(t, nil, "--modules="+testmodJSON("drain"), "--drain_timeout=1secs")
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/testmod/block", nil)
+		resp, err := http.DefaultClient.Do(req) // the handler has flushed its head and blocks
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := h.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Error("a request cut by the drain timeout read as complete")
+		}
+		<-h.Exited
+		if ec := h.Cmd.ProcessState.ExitCode(); ec != 0 {
+			t.Errorf("host exit code %d, want 0", ec)
+		}
+		if _, err := h.Logs.Wait(regexp.MustCompile(`requests still in flight after the drain timeout`), h.Exited); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
 func TestAgentEndpointsAndHelp(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("org_execmod_Test"))
 	if code, body := h.Get("/health"); code != 200 || body != "" {
@@ -499,6 +627,25 @@ func TestAuthorMistakes(t *testing.T) {
 			}
 		})
 	}
+
+	// A module that never answers the handshake is killed at
+	// --module_start_timeout, with a message saying so.
+	t.Run("start timeout", func(t *testing.T) {
+		pidFile := filepath.Join(dir, "slow.pid")
+		code, stderr := runHost(t, "--port=0", "--work_dir="+hosttest.ShortTemp(t), "--module_start_timeout=1secs",
+			desc(script("slow", "echo $$ > "+pidFile+"; exec sleep 300")))
+		for _, w := range []string{"Error loading modules:", "did not complete the plugin handshake within 1s (--module_start_timeout)", "sdk.Serve"} {
+			if code != 1 || !strings.Contains(stderr, w) {
+				t.Errorf("exit %d, stderr lacks %q:\n%s", code, w, stderr)
+			}
+		}
+		b, err := os.ReadFile(pidFile)
+		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || perr != nil {
+			t.Fatalf("the slow module's pid: %v %v", err, perr)
+		}
+		hosttest.WaitGone(t, pid, "module killed at its start timeout")
+	})
 
 	// Run by hand, a module says it is one and how to run it.
 	cmd := exec.Command(filepath.Join(bins, "testmodule"))

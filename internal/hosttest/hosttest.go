@@ -153,10 +153,16 @@ func (h *Host) Do(method, path string, body io.Reader) (int, string) {
 	return resp.StatusCode, b
 }
 
+// requestGuard bounds one request of Do or Request: a guard against a
+// hang, so that a broken host fails its test instead of the whole run.
+const requestGuard = 2 * time.Minute
+
 // Request is Do with the whole response (its body already read).
 func (h *Host) Request(method, path string, body io.Reader) (*http.Response, string) {
 	h.T.Helper()
-	req, err := http.NewRequestWithContext(h.T.Context(), method, h.URL+path, body)
+	ctx, cancel := context.WithTimeout(h.T.Context(), requestGuard)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, h.URL+path, body)
 	if err != nil {
 		h.T.Fatal(err)
 	}

@@ -10,6 +10,10 @@
 //	GET  /testmod/panic            panics
 //	POST /testmod/spawn            starts `sleep 300` in the module's process group
 //	GET  /testmod/pid              the module's pid
+//	POST /testmod/print            prints a line to stdout and one to stderr
+//
+// POST /testmod/sha256 logs "sha256: request started" when it begins, and
+// a gated restart (below) logs "waiting at the gate" with its pid.
 //
 // Close (run when the host stops the module) writes "closed" to
 // <data_dir>/closed.
@@ -53,6 +57,7 @@ func (m *module) Provision(_ context.Context, env sdk.Env) error {
 	if _, ok := env.Params["gate_restarts"]; ok {
 		marker := filepath.Join(env.DataDir, "started")
 		if _, err := os.Stat(marker); err == nil {
+			env.Logger.Info("waiting at the gate", "pid", os.Getpid())
 			f, err := os.Open(filepath.Join(env.DataDir, "gate")) // blocks until the test opens it for writing
 			if err != nil {
 				return err
@@ -93,7 +98,15 @@ func (m *module) Routes() []sdk.Route {
 		{Pattern: "GET /panic", Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("test panic") }), Realm: sdk.Public},
 		{Pattern: "POST /spawn", Handler: http.HandlerFunc(m.spawn)},
 		{Pattern: "GET /pid", Handler: http.HandlerFunc(m.pid), Realm: sdk.Public},
+		{Pattern: "POST /print", Handler: http.HandlerFunc(m.print)},
 	}
+}
+
+// print writes to the process's own stdout and stderr, as a careless
+// module would after Serve.
+func (m *module) print(w http.ResponseWriter, r *http.Request) {
+	fmt.Println("plain stdout line from the module")
+	fmt.Fprintln(os.Stderr, "plain stderr line from the module")
 }
 
 func (m *module) envHandler(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +119,7 @@ func (m *module) envHandler(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *module) sha(w http.ResponseWriter, r *http.Request) {
+	m.env.Logger.Info("sha256: request started") // a test's cue that the request is in flight
 	h := sha256.New()
 	n, err := io.Copy(h, r.Body)
 	if err != nil {
