@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gogo/protobuf/proto"
 	"github.com/hashicorp/go-plugin"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 
@@ -140,6 +142,24 @@ func TestCodec(t *testing.T) {
 	}
 	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0xff})}, &out); err == nil {
 		t.Error("garbage decoded without error")
+	}
+
+	// What the codec is for: mesos-go's proto2 types with non-nullable
+	// repeated messages, on which grpc's stock codec panics in its
+	// required-field check.
+	shell := false
+	cmd := &mesos.CommandInfo{Value: proto.String("/bin/echo"), Shell: &shell, Arguments: []string{"echo", "hi"},
+		URIs: []mesos.CommandInfo_URI{{Value: "http://example.invalid/artifact.tgz"}}}
+	data, err = c.Marshal(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back mesos.CommandInfo
+	if err := c.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !back.Equal(cmd) {
+		t.Errorf("CommandInfo round trip = %v, want %v", back.String(), cmd.String())
 	}
 }
 
