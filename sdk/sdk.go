@@ -2,16 +2,16 @@ package sdk
 
 import (
 	"context"
-	"fmt"
-	"github.com/execmod/execmod/internal/wire"
 	"log/slog"
 	"net/http"
-	"strings"
+
+	"github.com/execmod/execmod/internal/wire"
 )
 
-// Module is a module: a value that lists its routes. Routes is called once,
-// after Provision.
+// Module is a module: a value that lists its routes.
 type Module interface {
+	// Routes lists the module's routes. It is called once, after
+	// Provision and before any request.
 	Routes() []Route
 }
 
@@ -21,6 +21,9 @@ type Route struct {
 	// point: "GET /{name}" is served at GET /<id>/{name}. A pattern without
 	// a method matches every method. Host names are not allowed.
 	Pattern string
+	// Handler serves the route's requests. r.URL.Path is relative to the
+	// mount point and r.PathValue gives the pattern's wildcards. It must
+	// not be nil.
 	Handler http.Handler
 	// Realm says who may call the route when the host authenticates. The
 	// zero value is ReadWrite: a route is closed unless it says otherwise.
@@ -69,33 +72,21 @@ type Env struct {
 	Logger *slog.Logger
 }
 
-// Provisioner is implemented by modules that need configuration. Provision
-// runs once, before Routes and before any request; an error stops the
-// host's start with the error's message, so say what is wrong and how to
-// fix it.
+// Provisioner is implemented by modules that need configuration.
 type Provisioner interface {
+	// Provision runs once, before Routes and before any request. An error
+	// stops the host's start with the error's message, so say what is
+	// wrong and how to fix it. ctx is done when the host stops waiting
+	// for the module to start (its start timeout).
 	Provision(ctx context.Context, env Env) error
 }
 
-// MetricsProvider is implemented by modules with metrics. Metrics is called
-// for each /metrics/snapshot of the host, concurrently with requests; the
-// host prefixes each name with "<id>/".
+// MetricsProvider is implemented by modules with metrics.
 type MetricsProvider interface {
+	// Metrics is called for each /metrics/snapshot of the host,
+	// concurrently with requests; the host prefixes each name with
+	// "<id>/".
 	Metrics() map[string]float64
-}
-
-// splitPattern splits "GET /x" into its method and path.
-func splitPattern(p string) (method, path string, err error) {
-	p = strings.TrimSpace(p)
-	method, path, found := strings.Cut(p, " ")
-	if !found {
-		method, path = "", p
-	}
-	path = strings.TrimLeft(path, " \t")
-	if !strings.HasPrefix(path, "/") {
-		return "", "", fmt.Errorf("route pattern %q: the path must start with '/' and no host may be given (patterns are relative to the module's mount point)", p)
-	}
-	return method, path, nil
 }
 
 // Principal returns the principal the host authenticated r as, or "" when

@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -111,23 +110,11 @@ func (a *adapter) Init(ctx context.Context, req wire.InitRequest) (wire.Manifest
 			return wire.Manifest{}, nil, fmt.Errorf("module %q: %w", a.id, err)
 		}
 	}
-	man := wire.Manifest{ID: a.id, Version: moduleVersion()}
-	mux := http.NewServeMux()
-	var errs []error
-	for _, r := range a.module.Routes() {
-		route, err := wireRoute(r)
-		if err == nil {
-			err = wire.Handle(mux, r.Pattern, r.Handler)
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		man.Routes = append(man.Routes, route)
-	}
-	if err := errors.Join(errs...); err != nil {
+	mux, routes, err := mount(a.id, a.module.Routes())
+	if err != nil {
 		return wire.Manifest{}, nil, fmt.Errorf("module %q: %w", a.id, err)
 	}
+	man := wire.Manifest{ID: a.id, Version: moduleVersion(), Routes: routes}
 	if err := wire.CheckManifest(man); err != nil {
 		return wire.Manifest{}, nil, fmt.Errorf("module %q: %w", a.id, err)
 	}
@@ -159,27 +146,6 @@ func exitCode(err error) int {
 		return 1
 	}
 	return 0
-}
-
-func wireRoute(r Route) (wire.Route, error) {
-	method, path, err := splitPattern(r.Pattern)
-	if err != nil {
-		return wire.Route{}, err
-	}
-	if r.Handler == nil {
-		return wire.Route{}, fmt.Errorf("route %q has no handler", r.Pattern)
-	}
-	realm := wire.RealmReadWrite
-	switch r.Realm {
-	case ReadOnly:
-		realm = wire.RealmReadOnly
-	case Public:
-		realm = wire.RealmNone
-	case ReadWrite:
-	default:
-		return wire.Route{}, fmt.Errorf("route %q: unknown realm %d", r.Pattern, r.Realm)
-	}
-	return wire.Route{Method: method, Path: path, Realm: realm, HelpTLDR: r.Help.TLDR, HelpDescription: r.Help.Description}, nil
 }
 
 func moduleVersion() string {
