@@ -13,7 +13,8 @@
 // Optional steps are small interfaces the SDK checks for:
 //
 //   - Provisioner: receives the agent's flags and the module's modules.json
-//     parameters before any request; an error fails the host's start.
+//     parameters (Env.Params; Params.Required for one that must be given)
+//     before any request; an error fails the host's start.
 //   - io.Closer: runs when the host stops the module.
 //   - MetricsProvider: figures the host publishes in /metrics/snapshot
 //     under "<id>/".

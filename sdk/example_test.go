@@ -96,6 +96,30 @@ func ExampleProvisioner() {
 	// parameter start: "ten" is not a whole number
 }
 
+// greeter cannot work without its greeting: Required makes a missing
+// parameter an error that tells the operator what to add.
+type greeter struct{ greeting string }
+
+func (g *greeter) Provision(_ context.Context, env sdk.Env) error {
+	var err error
+	g.greeting, err = env.Params.Required("greeting")
+	return err
+}
+
+func (g *greeter) Routes() []sdk.Route { return nil }
+
+// A parameter the module cannot do without: Required returns its value,
+// or an error that Provision returns as it is. The host then prints it
+// after "Error loading modules: " and exits 1.
+func ExampleParams_Required() {
+	var g greeter
+	fmt.Println(g.Provision(context.Background(), sdk.Env{Params: sdk.Params{"greeting": "Bonjour"}}), g.greeting)
+	fmt.Println(g.Provision(context.Background(), sdk.Env{Params: sdk.Params{}}))
+	// Output:
+	// <nil> Bonjour
+	// parameter "greeting" is required: add {"key":"greeting","value":...} to the module's entry in modules.json
+}
+
 // ServeInProcess runs a module inside this process, through the same
 // protocol the host uses, and returns the host's side as an http.Handler
 // with the routes mounted under /<id>/. Tests usually call

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -60,7 +61,7 @@ type Env struct {
 	// "hostname", ...
 	Flags map[string]string
 	// Params holds the module's modules.json parameters.
-	Params map[string]string
+	Params Params
 	// WorkDir and SandboxDir are the agent's --work_dir and
 	// --sandbox_directory.
 	WorkDir, SandboxDir string
@@ -70,6 +71,24 @@ type Env struct {
 	// Logger logs into the host's log under the module's name. The
 	// standard log package is redirected to it too.
 	Logger *slog.Logger
+}
+
+// Params are a module's parameters, the "parameters" of its entry in
+// modules.json, by key. Index it for a parameter that may be left out
+// (cmp.Or(env.Params["greeting"], "Hello") gives a default); call
+// Required for one that may not.
+type Params map[string]string
+
+// Required returns the parameter key's value. When modules.json does not
+// give the parameter, it returns an error for Provision to return as it
+// is: it tells the operator what to add where. A parameter given with an
+// empty value is given; checking values is the module's job.
+func (p Params) Required(key string) (string, error) {
+	v, ok := p[key]
+	if !ok {
+		return "", fmt.Errorf(`parameter %q is required: add {"key":%q,"value":...} to the module's entry in modules.json`, key, key)
+	}
+	return v, nil
 }
 
 // Provisioner is implemented by modules that need configuration.
