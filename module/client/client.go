@@ -178,7 +178,7 @@ var sentinels = map[error]int{
 // Error is an answer that is not a 2xx: the status, the server's
 // {"error", "rule"} and the Retry-After of a 429 or 503.
 type Error struct {
-	StatusCode int
+	StatusCode int           // the HTTP status, e.g. 403
 	Message    string        // the server's "error", or the body's text when it is not JSON
 	Rule       string        // the ACL rule that denied a 403, when the server names it
 	RetryAfter time.Duration // from the Retry-After header; 0 when absent

@@ -29,32 +29,32 @@ func (c *Client) Execute(ctx context.Context, command string, args []string, she
 // SeedResult is what POST /remote/task answers: a command still running
 // (Pending, with Pid, ID and State) or how it ended.
 type SeedResult struct {
-	Pending bool
-	Pid     int
-	ID      string
-	State   string
+	Pending bool   // the command is still running: only Pid, ID and State are set
+	Pid     int    // the command's pid
+	ID      string // its task id (see Task)
+	State   string // one of the State constants
 	// ExitCode is the exit status, or the signal number when Signaled; 0
 	// when the command has no result (failed_to_start, lost: see Error).
 	ExitCode     int
-	Signaled     bool
+	Signaled     bool   // a signal ended the command
 	Signal       string // "SIGTERM" when Signaled
-	SignalNumber int
-	TimedOut     bool
-	Killed       bool
+	SignalNumber int    // 15 for SIGTERM
+	TimedOut     bool   // ended because its timeout passed
+	Killed       bool   // ended because it was killed
 	// KillEscalated: SIGKILL followed SIGTERM after the grace period.
 	KillEscalated bool
 	// HasExitCode is false when the answer's exitCode is null.
 	HasExitCode bool
-	Error       string
+	Error       string // why the command failed to start or was lost
 	// Stdout and Stderr are the whole stored output, as text, or base64
 	// when StdoutEncoding/StderrEncoding says "base64".
 	Stdout, Stderr                   string
-	StdoutEncoding, StderrEncoding   string // "utf-8" or "base64"
-	StdoutBytes, StderrBytes         int64  // written by the command
-	StdoutTruncated, StderrTruncated bool
-	DurationMs                       int64
-	UserMs, SysMs, MaxRssKiB         int64
-	StartedAt, EndedAt               *time.Time
+	StdoutEncoding, StderrEncoding   string     // "utf-8" or "base64"
+	StdoutBytes, StderrBytes         int64      // written by the command
+	StdoutTruncated, StderrTruncated bool       // some output was not kept (max_output_bytes)
+	DurationMs                       int64      // wall-clock time from start to end
+	UserMs, SysMs, MaxRssKiB         int64      // CPU time in user and kernel mode; largest resident set
+	StartedAt, EndedAt               *time.Time // nil when unknown
 }
 
 // seedJSON is POST /remote/task's answer.

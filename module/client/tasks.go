@@ -22,7 +22,9 @@ type RunRequest struct {
 	Command string
 	// Args are the program's arguments, argv[0] excluded, passed
 	// verbatim; none with Shell.
-	Args  []string
+	Args []string
+	// Shell runs Command with /bin/sh -c (the module's allow_shell and
+	// the ACLs may refuse it).
 	Shell bool
 	// Timeout and Grace (from SIGTERM to SIGKILL): 0 for the module's
 	// defaults (default_timeout, kill_grace_period).
@@ -85,27 +87,34 @@ const (
 // Task is a task as the REST API reports it. Marshalled to JSON it has
 // the API's shape.
 type Task struct {
-	ID    string `json:"id"`
+	// ID is the task's id, assigned by the module; pids are reused, ids
+	// are not.
+	ID string `json:"id"`
+	// State is one of the State constants.
 	State string `json:"state"`
 	// Pid and Pgid are 0 until the task has started.
 	Pid  int `json:"pid,omitempty"`
-	Pgid int `json:"pgid,omitempty"`
+	Pgid int `json:"pgid,omitempty"` // the task's process group, which signals and kills reach
 	// Command is the executable as resolved ("/bin/sh" for a shell
 	// command); Arguments the whole argv, argv[0] included.
 	Command   string   `json:"command"`
 	Arguments []string `json:"arguments"`
-	Shell     bool     `json:"shell"`
-	Cwd       string   `json:"cwd,omitempty"`
-	User      string   `json:"user,omitempty"`
+	Shell     bool     `json:"shell"`          // started with /bin/sh -c
+	Cwd       string   `json:"cwd,omitempty"`  // working directory; "" for the module's default
+	User      string   `json:"user,omitempty"` // who it runs as; "" for the module's user
 	// EnvKeys are the names of the requested environment (values are
 	// never stored).
 	EnvKeys        []string          `json:"envKeys,omitempty"`
-	Labels         map[string]string `json:"labels,omitempty"`
-	IdempotencyKey string            `json:"idempotencyKey,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`         // as in RunRequest
+	IdempotencyKey string            `json:"idempotencyKey,omitempty"` // as in RunRequest
 	// Principal is who started the task.
-	Principal string     `json:"principal,omitempty"`
-	TimeoutMs int64      `json:"timeoutMs"`
-	GraceMs   int64      `json:"graceMs"`
+	Principal string `json:"principal,omitempty"`
+	// TimeoutMs and GraceMs are the timeout and the grace period from
+	// SIGTERM to SIGKILL in effect, in milliseconds.
+	TimeoutMs int64 `json:"timeoutMs"`
+	GraceMs   int64 `json:"graceMs"`
+	// CreatedAt is when the module accepted the task; StartedAt and
+	// EndedAt are nil until it starts and ends.
 	CreatedAt time.Time  `json:"createdAt"`
 	StartedAt *time.Time `json:"startedAt,omitempty"`
 	EndedAt   *time.Time `json:"endedAt,omitempty"`
@@ -133,17 +142,21 @@ type Result struct {
 	// ExitCode is the exit status; when Signaled, the signal number (as
 	// Mesos's execute module reports it).
 	ExitCode     int    `json:"exitCode"`
-	Signaled     bool   `json:"signaled"`
-	Signal       string `json:"signal,omitempty"` // "SIGKILL"
-	SignalNumber int    `json:"signalNumber,omitempty"`
-	TimedOut     bool   `json:"timedOut"`
-	Killed       bool   `json:"killed"`
+	Signaled     bool   `json:"signaled"`               // a signal ended the task
+	Signal       string `json:"signal,omitempty"`       // "SIGKILL"
+	SignalNumber int    `json:"signalNumber,omitempty"` // 9 for SIGKILL
+	TimedOut     bool   `json:"timedOut"`               // ended because its timeout passed
+	Killed       bool   `json:"killed"`                 // ended because it was killed (Kill, DELETE)
 	// KillEscalated: the group was still there after the grace period and
 	// got SIGKILL.
 	KillEscalated bool `json:"killEscalated"`
 	// OutputCut: the output was still being written when the task ended
 	// (a descendant kept it open) and was cut there.
-	OutputCut  bool  `json:"outputCut,omitempty"`
+	OutputCut bool `json:"outputCut,omitempty"`
+	// DurationMs is the wall-clock time from start to end; UserMs and
+	// SysMs the CPU time in user and kernel mode; MaxRssKiB the largest
+	// resident set size. They are the task's rusage, in milliseconds and
+	// KiB.
 	DurationMs int64 `json:"durationMs"`
 	UserMs     int64 `json:"userMs"`
 	SysMs      int64 `json:"sysMs"`
@@ -154,13 +167,13 @@ type Result struct {
 type Stream struct {
 	TotalBytes  int64 `json:"totalBytes"`  // written by the task
 	StoredBytes int64 `json:"storedBytes"` // kept (head and tail up to max_output_bytes)
-	Truncated   bool  `json:"truncated"`
+	Truncated   bool  `json:"truncated"`   // some bytes were not kept: see DroppedRange
 	// DroppedRange is the [from, to) byte range that was not kept.
 	DroppedRange *[2]int64 `json:"droppedRange,omitempty"`
 	// Encoding is "utf-8" (Text is the bytes) or "base64" (Text is their
 	// standard base64); see Bytes.
 	Encoding string `json:"encoding"`
-	Text     string `json:"text"`
+	Text     string `json:"text"` // the stored bytes, up to 64 KiB, encoded as Encoding says
 	// TextComplete is false when more is stored than Text carries: read
 	// the rest with Output.
 	TextComplete bool `json:"textComplete"`
@@ -391,7 +404,7 @@ type OutputReader struct {
 	// Truncated and DroppedRange: the [from, to) bytes that were not kept
 	// (max_output_bytes) are skipped.
 	Truncated    bool
-	DroppedRange *[2]int64
+	DroppedRange *[2]int64 // nil when nothing was dropped
 }
 
 // Output returns a task's stdout or stderr as raw bytes from offset on;
@@ -455,17 +468,17 @@ func (b *bodyReader) Close() error { return b.rc.Close() }
 
 // Status is GET /remote/status.
 type Status struct {
-	Release    string `json:"release"`
-	Result     string `json:"result"` // "ok"
-	Status     string `json:"status"` // "active"
-	WorkDir    string `json:"work_dir"`
-	SandboxDir string `json:"sandbox_dir"`
+	Release    string `json:"release"`     // the module's version
+	Result     string `json:"result"`      // "ok"
+	Status     string `json:"status"`      // "active"
+	WorkDir    string `json:"work_dir"`    // the agent's --work_dir
+	SandboxDir string `json:"sandbox_dir"` // the agent's --sandbox_directory
 	// Task counts: running, waiting for a slot, and remembered (ended);
 	// "tasks": {"running", "queued", "retained"} in the API, flat when
 	// a Status is marshalled.
 	Running  int `json:"running"`
-	Queued   int `json:"queued"`
-	Retained int `json:"retained"`
+	Queued   int `json:"queued"`   // waiting for a slot (max_concurrent)
+	Retained int `json:"retained"` // ended and still remembered (retention, max_tasks)
 }
 
 // Status returns the module's status.
@@ -489,6 +502,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // Decision is what POST /remote/policy/check answers: whether Start would
 // be allowed for the caller now, and by which ACL rules.
 type Decision struct {
+	// Allowed reports whether every check allowed the request.
 	Allowed bool `json:"allowed"`
 	// Rule is the first denying rule, or every deciding rule when allowed.
 	Rule string `json:"rule"`
@@ -504,10 +518,10 @@ type Decision struct {
 
 // Check is one ACL check of a Decision.
 type Check struct {
-	Action  string `json:"action"` // run_remote_commands, run_remote_shell, run_remote_commands_as_user
-	Object  string `json:"object"`
-	Allowed bool   `json:"allowed"`
-	Rule    string `json:"rule"`
+	Action  string `json:"action"`  // run_remote_commands, run_remote_shell, run_remote_commands_as_user
+	Object  string `json:"object"`  // what was checked: the command, or the user to run as
+	Allowed bool   `json:"allowed"` // the check's outcome
+	Rule    string `json:"rule"`    // the rule that decided it
 }
 
 // CheckList decodes Checks.
