@@ -66,6 +66,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		if acls, err = acl.Load(cfg.ACLs); err != nil {
 			return err
 		}
+		if len(acls.Unenforced) > 0 {
+			names := make([]string, len(acls.Unenforced))
+			for i, a := range acls.Unenforced {
+				names[i] = string(a)
+			}
+			log.Warn("--acls: these Mesos ACL actions are not enforced by modhost; their rules are ignored",
+				"actions", strings.Join(names, ","))
+		}
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("work_dir: %w", err)

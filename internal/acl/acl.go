@@ -54,6 +54,15 @@
 //	view_remote_tasks            owners    principals that own tasks; "self" = the asker's own
 //	kill_remote_tasks            owners    as view_remote_tasks
 //
+// Every other action of Mesos's ACLs (register_frameworks, run_tasks,
+// view_tasks, ...) is accepted and enforced by nobody: see
+// ACLs.Unenforced. A key that is neither is an error.
+//
+// get_endpoints takes Mesos's paths, exact. The host also guards its
+// Prometheus /metrics with it, which serves the figures of
+// /metrics/snapshot: a request for /metrics matches a rule that names
+// "/metrics" or "/metrics/snapshot" (see Values).
+//
 // Every rule needs "principals" and its action's object field, except
 // run_remote_shell, whose "shells" defaults to ANY: a shell command line
 // cannot be restricted by patterns (";" and "$(...)" run anything), so a
@@ -187,6 +196,11 @@ type Rule struct {
 type ACLs struct {
 	Permissive bool
 	Rules      map[Action][]Rule
+	// Unenforced are the actions of the document that are Mesos's but
+	// not modhost's (run_tasks, view_tasks, ...), sorted: their rules
+	// decide nothing here. Whoever loads the document for the agent
+	// should say so once (the host logs a warning).
+	Unenforced []Action
 }
 
 // Object is what a request asks for: one value of the action's object
@@ -194,6 +208,7 @@ type ACLs struct {
 type Object struct {
 	known   bool
 	value   string
+	aliases []string // other names of value (Values)
 	path    string   // command: the absolute executable
 	args    []string // command: argv[1:]
 	command bool
@@ -210,6 +225,26 @@ func Value(v string) Object {
 		return NoObject
 	}
 	return Object{known: true, value: v}
+}
+
+// Values is a request for one object known by several names, such as
+// the host's /metrics, which serves what /metrics/snapshot does: it
+// matches a values entity that contains any of them. No names is
+// NoObject.
+func Values(names ...string) Object {
+	var known []string
+	for _, n := range names {
+		if n != "" {
+			known = append(known, n)
+		}
+	}
+	switch len(known) {
+	case 0:
+		return NoObject
+	case 1:
+		return Value(known[0])
+	}
+	return Object{known: true, value: known[0], aliases: known[1:]}
 }
 
 // Command is a request to run the executable at the absolute path exe with
@@ -301,7 +336,7 @@ func (r Rule) matchObject(o Object, principal string, self bool) bool {
 			if principal != "" && o.value == principal {
 				return true
 			}
-		} else if v == o.value {
+		} else if v == o.value || slices.Contains(o.aliases, v) {
 			return true
 		}
 	}

@@ -191,7 +191,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, want := range []string{
 		`permissive: want true or false, not "no"`,
-		`run_remote_comands: unknown action (known: permissive, get_endpoints, kill_remote_tasks, run_remote_commands`,
+		`run_remote_comands: unknown action: neither one modhost enforces (permissive, get_endpoints, kill_remote_tasks, run_remote_commands`,
 		`run_remote_commands[0].principals.values[1]: a principal cannot be empty`,
 		`run_remote_commands[0].commands.values[0]: "/bin/ls ** x": ** (any further arguments) may only be the last word`,
 		`run_remote_commands[1].principals.type: want "ANY", "NONE" or "SOME", not "ALL"`,
@@ -244,10 +244,10 @@ func TestLoad(t *testing.T) {
 			t.Errorf("Load(%q) = %v, want an error with %q", v, err, want)
 		}
 	}
-	if err := os.WriteFile(file, []byte(`{"view_tasks": []}`), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(`{"view_task": []}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(file); err == nil || !strings.Contains(err.Error(), "(file "+file+"): view_tasks: unknown action") {
+	if _, err := Load(file); err == nil || !strings.Contains(err.Error(), "(file "+file+"): view_task: unknown action") {
 		t.Errorf("a bad file: %v", err)
 	}
 }
@@ -264,5 +264,74 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if a2 := mustParse(t, string(b)); !reflect.DeepEqual(a, a2) {
 		t.Errorf("round trip through %s:\n%+v\n%+v", b, a, a2)
+	}
+}
+
+// An agent's ACL file holds Mesos actions modhost does not enforce: they
+// are accepted, listed in Unenforced, and decide nothing; a key that is
+// not a Mesos action at all is still an error, with its path, and so is
+// a Mesos action whose value is not a list of rules.
+func TestMesosActionsNotEnforced(t *testing.T) {
+	a := mustParse(t, `{"permissive": false,
+		"run_tasks": [{"principals": {"values": ["marathon"]}, "users": {"values": ["nobody"]}}],
+		"register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}],
+		"view_tasks": [],
+		"view_flags": [{"principals": {"values": ["ops"]}, "flags": {"type": "ANY"}}]}`)
+	if want := []Action{"register_frameworks", "run_tasks", "view_tasks"}; !reflect.DeepEqual(a.Unenforced, want) {
+		t.Errorf("Unenforced = %v, want %v", a.Unenforced, want)
+	}
+	if len(a.Rules) != 1 || len(a.Rules[ViewFlags]) != 1 {
+		t.Errorf("rules = %+v, want view_flags only", a.Rules)
+	}
+	if d := a.Evaluate("run_tasks", "marathon", Value("nobody")); d.Allowed {
+		t.Errorf("an unenforced action decided: %+v", d)
+	}
+	if d := a.Evaluate(ViewFlags, "ops", NoObject); !d.Allowed || d.Rule != "view_flags[0]" {
+		t.Errorf("view_flags beside unenforced actions: %+v", d)
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a2 := mustParse(t, string(b)); !reflect.DeepEqual(a, a2) {
+		t.Errorf("round trip through %s:\n%+v\n%+v", b, a, a2)
+	}
+
+	_, err = Parse([]byte(`{"run_task": [], "run_tasks": {"principals": {"type": "ANY"}}, "view_tasks": [1], "launch_rockets": []}`))
+	for _, want := range []string{
+		`run_task: unknown action: neither one modhost enforces`,
+		`launch_rockets: unknown action`,
+		`run_tasks: want a list of rules`,
+		`view_tasks[0]: want an object, not 1`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// /metrics is known by two names: a rule naming either matches it.
+func TestValuesObject(t *testing.T) {
+	a := mustParse(t, `{"permissive": true, "get_endpoints": [
+		{"principals": {"values": ["bob"]}, "paths": {"values": ["/metrics/snapshot"]}},
+		{"principals": {"values": ["eve"]}, "paths": {"values": ["/metrics"]}},
+		{"principals": {"type": "ANY"}, "paths": {"type": "NONE"}}]}`)
+	metrics := Values("/metrics", "/metrics/snapshot")
+	for _, tc := range []struct {
+		principal string
+		object    Object
+		rule      string
+	}{
+		{"bob", metrics, "get_endpoints[0]"},
+		{"eve", metrics, "get_endpoints[1]"},
+		{"eve", Value("/metrics/snapshot"), "get_endpoints[2]"},
+		{"bob", Values(), "get_endpoints[2]"},
+	} {
+		if d := a.Evaluate(GetEndpoints, tc.principal, tc.object); d.Rule != tc.rule {
+			t.Errorf("%s on %v: %+v, want %s", tc.principal, tc.object, d, tc.rule)
+		}
+	}
+	if Values("", "/x").String() != "/x" || Values().String() != "(none)" {
+		t.Errorf("Values: %v %v", Values("", "/x"), Values())
 	}
 }

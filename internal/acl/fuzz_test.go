@@ -16,6 +16,7 @@ func FuzzParse(f *testing.F) {
 		`{"view_flags": [{"principals": {"type": "ANY"}, "flags": {"type": "NONE"}}]}`,
 		`{"run_remote_shell": [{"principals": {"type": "NONE"}}], "kill_remote_tasks": [{"principals": {"type": "ANY"}, "owners": {"values": ["self"]}}]}`,
 		`{"get_endpoints": [{"principals": {"type": "SOME", "values": ["x"]}, "paths": {"values": ["/metrics/snapshot"]}}]}`,
+		`{"run_tasks": [{"principals": {"type": "ANY"}, "users": {"values": ["nobody"]}}], "view_tasks": []}`,
 		`{"a": 1, "a": 2}`, `[`, `{"permissive": true} x`,
 	} {
 		f.Add([]byte(s))

@@ -57,7 +57,10 @@ func Load(flag string) (*ACLs, error) {
 // Parse reads an ACL document strictly: unknown actions and fields,
 // duplicate keys, wrong types and bad patterns are errors, each with its
 // JSON path ("run_remote_commands[1].principals.values[0]: ..."), all of
-// them at once.
+// them at once. Mesos's own actions that modhost does not enforce
+// (run_tasks, view_tasks, ...: see MesosActions) are not errors: their
+// value must be a list of objects, whose fields are not checked, and they
+// are listed in ACLs.Unenforced for the caller to report.
 func Parse(data []byte) (*ACLs, error) {
 	if len(data) > maxSize {
 		return nil, fmt.Errorf("the document is over %d bytes", maxSize)
@@ -77,8 +80,20 @@ func Parse(data []byte) (*ACLs, error) {
 		}
 		act := Action(kv.key)
 		spec, known := actions[act]
+		if !known && mesosActions[kv.key] {
+			// A real Mesos action that means nothing here: accepted, so
+			// that an agent's ACL file works as it is, and reported in
+			// Unenforced. Its rules must still be a list of objects.
+			if list, ok := p.array(kv.key, kv.raw); ok {
+				for i, raw := range list {
+					p.object(fmt.Sprintf("%s[%d]", kv.key, i), raw)
+				}
+			}
+			a.Unenforced = append(a.Unenforced, act)
+			continue
+		}
 		if !known {
-			p.add(kv.key, "unknown action (known: permissive, %s)", joinActions())
+			p.add(kv.key, "unknown action: neither one modhost enforces (permissive, %s) nor one of Mesos's", joinActions())
 			continue
 		}
 		list, ok := p.array(kv.key, kv.raw)
@@ -148,6 +163,7 @@ func Parse(data []byte) (*ACLs, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	slices.Sort(a.Unenforced)
 	return a, nil
 }
 
@@ -303,9 +319,14 @@ func short(raw []byte) string {
 	return s
 }
 
-// MarshalJSON writes the policy back in the shape Parse reads.
+// MarshalJSON writes the policy back in the shape Parse reads. The
+// rules of Unenforced actions are not kept: each is written as an empty
+// list, which Parse reads back to the same policy.
 func (a *ACLs) MarshalJSON() ([]byte, error) {
 	m := map[string]any{permissiveKey: a.Permissive}
+	for _, act := range a.Unenforced {
+		m[string(act)] = []any{}
+	}
 	for act, rules := range a.Rules {
 		list := make([]map[string]any, 0, len(rules))
 		for _, r := range rules {
