@@ -64,8 +64,10 @@ type Options struct {
 	// module routes forward to the module.
 	Principal func(*http.Request) string
 	// ACLs authorize the agent's own endpoints as Mesos does: view_flags
-	// guards /flags (and the flags in /state and GET_FLAGS), get_endpoints
-	// guards /metrics/snapshot. Nil allows everything.
+	// guards /flags and GET_FLAGS (403 when denied) and the flags in
+	// /state (left out when denied); get_endpoints guards
+	// /metrics/snapshot, and /metrics, which serves the same figures.
+	// Nil allows everything.
 	ACLs *acl.ACLs
 }
 
@@ -154,7 +156,7 @@ func (s *Server) addAgentRoutes(wrap func(wire.Realm, http.Handler) http.Handler
 	add("GET", "/metrics", wire.RealmReadOnly, s.metricsPrometheus)
 	// The operator API: Mesos puts /api/v1 in the read-write realm.
 	s.mux.Handle("/api/v1", wrap(wire.RealmReadWrite, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		operator.Handler(operatorSource{s: s, flags: s.mayViewFlags(r)}).ServeHTTP(w, r)
+		operator.Handler(operatorSource{s: s, principal: s.principal(r), viewFlags: s.viewFlags(r)}).ServeHTTP(w, r)
 	})))
 	s.table = append(s.table, Entry{Method: "POST", Path: "/api/v1", Owner: "agent", Realm: wire.RealmReadWrite})
 	h := wrap(wire.RealmNone, help.Handler(s.helpProcesses))
@@ -187,16 +189,23 @@ func (s *Server) flagMap() map[string]string {
 }
 
 func (s *Server) flags(w http.ResponseWriter, r *http.Request) {
-	if d := s.acls.Evaluate(acl.ViewFlags, s.principal(r), acl.NoObject); !d.Allowed {
-		forbid(w, fmt.Sprintf("%s may not view the flags", who(s.principal(r))), d.Rule)
+	if d := s.viewFlags(r); !d.Allowed {
+		forbid(w, flagsDenied(s.principal(r), d.Rule), d.Rule)
 		return
 	}
 	writeJSON(w, map[string]any{"flags": s.flagMap()})
 }
 
+// viewFlags is the view_flags decision for r's principal.
+func (s *Server) viewFlags(r *http.Request) acl.Decision {
+	return s.acls.Evaluate(acl.ViewFlags, s.principal(r), acl.NoObject)
+}
+
 // mayViewFlags is view_flags for r's principal.
-func (s *Server) mayViewFlags(r *http.Request) bool {
-	return s.acls.Evaluate(acl.ViewFlags, s.principal(r), acl.NoObject).Allowed
+func (s *Server) mayViewFlags(r *http.Request) bool { return s.viewFlags(r).Allowed }
+
+func flagsDenied(principal, rule string) string {
+	return fmt.Sprintf("%s may not view the flags (denied by %s)", who(principal), rule)
 }
 
 // forbid answers 403 with the rule that decided.

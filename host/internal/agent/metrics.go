@@ -37,7 +37,9 @@ var metricsHelp = help.Process{ID: "metrics", Endpoints: []help.Endpoint{
 	{Name: "/", Text: help.Format("The metrics of /metrics/snapshot in Prometheus text format.",
 		"Every figure of /metrics/snapshot as a gauge, its name with each character\n"+
 			"outside [a-zA-Z0-9_:] replaced by '_': slave/uptime_secs is slave_uptime_secs,\n"+
-			"counter/hits is counter_hits.", true)},
+			"counter/hits is counter_hits.\n"+
+			"--acls get_endpoints guards it as it guards /metrics/snapshot: a rule\n"+
+			"whose paths name \"/metrics\" or \"/metrics/snapshot\" decides.", true)},
 }}
 
 // snapshot gathers the host's figures and every module's metrics. Modules
@@ -165,9 +167,25 @@ func parseMeminfo(b []byte) (total, avail float64, err error) {
 	return total, avail, nil
 }
 
+// mayGetMetrics is get_endpoints for r's principal on the metrics at
+// path: /metrics/snapshot is Mesos's path and matches only itself;
+// /metrics serves the same figures, so a rule naming either path decides
+// it (a policy written for Mesos guards both). A denial is answered here
+// with a 403 naming the rule, and false.
+func (s *Server) mayGetMetrics(w http.ResponseWriter, r *http.Request, path string) bool {
+	obj := acl.Value(path)
+	if path != "/metrics/snapshot" {
+		obj = acl.Values(path, "/metrics/snapshot")
+	}
+	d := s.acls.Evaluate(acl.GetEndpoints, s.principal(r), obj)
+	if !d.Allowed {
+		forbid(w, fmt.Sprintf("%s may not GET %s (denied by %s)", who(s.principal(r)), path, d.Rule), d.Rule)
+	}
+	return d.Allowed
+}
+
 func (s *Server) metricsSnapshot(w http.ResponseWriter, r *http.Request) {
-	if d := s.acls.Evaluate(acl.GetEndpoints, s.principal(r), acl.Value("/metrics/snapshot")); !d.Allowed {
-		forbid(w, fmt.Sprintf("%s may not GET /metrics/snapshot", who(s.principal(r))), d.Rule)
+	if !s.mayGetMetrics(w, r, "/metrics/snapshot") {
 		return
 	}
 	writeJSON(w, s.snapshot(r.Context()))
@@ -177,6 +195,9 @@ func (s *Server) metricsSnapshot(w http.ResponseWriter, r *http.Request) {
 // every figure a gauge. Two names that sanitise alike keep the first in
 // byte order of the original names.
 func (s *Server) metricsPrometheus(w http.ResponseWriter, r *http.Request) {
+	if !s.mayGetMetrics(w, r, "/metrics") {
+		return
+	}
 	snap := s.snapshot(r.Context())
 	names := slices.Sorted(maps.Keys(snap))
 	var b strings.Builder

@@ -4,29 +4,31 @@ import (
 	"context"
 
 	"github.com/execmod/execmod/host/internal/operator"
+	"github.com/execmod/execmod/internal/acl"
 )
 
 // operatorSource answers the /api/v1 calls from the agent's own state, for
-// one request: flags is whether its principal may view the flags
-// (view_flags); when not, GET_FLAGS answers none.
+// one request: principal is who asks and viewFlags the view_flags decision
+// for them; when it denies, GET_FLAGS is refused (403), as in Mesos.
 type operatorSource struct {
-	s     *Server
-	flags bool
+	s         *Server
+	principal string
+	viewFlags acl.Decision
 }
 
 var _ operator.Source = operatorSource{}
 
 func (o operatorSource) Health() bool { return true }
 
-func (o operatorSource) Flags() []operator.Flag {
-	if !o.flags {
-		return nil
+func (o operatorSource) Flags() ([]operator.Flag, error) {
+	if !o.viewFlags.Allowed {
+		return nil, &operator.Forbidden{Message: flagsDenied(o.principal, o.viewFlags.Rule), Rule: o.viewFlags.Rule}
 	}
 	out := make([]operator.Flag, len(o.s.info.Flags))
 	for i, f := range o.s.info.Flags {
 		out[i] = operator.Flag{Name: f.Name, Value: f.Value}
 	}
-	return out
+	return out, nil
 }
 
 func (o operatorSource) Version() operator.VersionInfo {

@@ -27,6 +27,7 @@ import (
 type fakeSource struct {
 	healthy      bool
 	metricsDelay time.Duration
+	flagsErr     error // what Flags returns, if set
 
 	mu       sync.Mutex
 	deadline time.Time // of the last Metrics ctx
@@ -35,8 +36,11 @@ type fakeSource struct {
 
 func (f *fakeSource) Health() bool { return f.healthy }
 
-func (f *fakeSource) Flags() []Flag {
-	return []Flag{{"work_dir", "/var/lib/mesos"}, {"acls", ""}, {"port", "5051"}}
+func (f *fakeSource) Flags() ([]Flag, error) {
+	if f.flagsErr != nil {
+		return nil, f.flagsErr
+	}
+	return []Flag{{"work_dir", "/var/lib/mesos"}, {"acls", ""}, {"port", "5051"}}, nil
 }
 
 func (f *fakeSource) Version() VersionInfo {

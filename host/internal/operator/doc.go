@@ -6,7 +6,10 @@
 //
 //   - GET_HEALTH: get_health.healthy from Source.Health.
 //   - GET_FLAGS: get_flags.flags, every Source.Flags entry, sorted by name,
-//     each with its value (possibly "").
+//     each with its value (possibly ""). When Source.Flags refuses (the
+//     principal may not view the flags, Mesos's view_flags) the call is
+//     403 Forbidden, as in Mesos, with a JSON body {"error", "rule"} that
+//     names the deciding rule.
 //   - GET_VERSION: get_version.version_info from Source.Version; build_date,
 //     build_time and build_user always, git_sha, git_branch and git_tag only
 //     when known.
@@ -40,8 +43,9 @@
 // Streaming (application/recordio) requests and responses are understood
 // as far as Mesos's checks go — the first record is read and validated,
 // and the 415/406 answers Mesos gives are given — but no call streams.
-// There is no authentication or authorization here: the host's HTTP layer
-// does that, and Mesos puts /api/v1 in the mesos-agent-readwrite realm.
+// There is no authentication here: the host's HTTP layer does that, and
+// Mesos puts /api/v1 in the mesos-agent-readwrite realm. Authorization is
+// the Source's: it answers for the request's principal (see Forbidden).
 //
 // # Request handling
 //

@@ -3,6 +3,8 @@ package operator
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -303,7 +305,35 @@ func TestNoIDNoPort(t *testing.T) {
 type stateOnly struct{ st StateInfo }
 
 func (s stateOnly) Health() bool                               { return true }
-func (s stateOnly) Flags() []Flag                              { return nil }
+func (s stateOnly) Flags() ([]Flag, error)                     { return nil, nil }
 func (s stateOnly) Version() VersionInfo                       { return VersionInfo{} }
 func (s stateOnly) Metrics(context.Context) map[string]float64 { return nil }
 func (s stateOnly) State() StateInfo                           { return s.st }
+
+// TestFlagsRefused: a Source that refuses GET_FLAGS gets Mesos's 403,
+// with a JSON body naming the rule; any other error of the Source is a
+// 500 that says what failed.
+func TestFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		ctype  string
+		body   string
+	}{
+		{&Forbidden{Message: `principal "bob" may not view the flags (denied by view_flags[1])`, Rule: "view_flags[1]"},
+			403, "application/json", `{"error":"principal \"bob\" may not view the flags (denied by view_flags[1])","rule":"view_flags[1]"}` + "\n"},
+		{fmt.Errorf("wrapped: %w", &Forbidden{Message: "no", Rule: "r"}), 403, "application/json", `{"error":"no","rule":"r"}` + "\n"},
+		{errors.New("flags unavailable"), 500, "text/plain; charset=utf-8", "500 Internal Server Error. flags unavailable"},
+	} {
+		req := httptest.NewRequest("POST", "/api/v1", strings.NewReader(`{"type":"GET_FLAGS"}`))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		Handler(&fakeSource{flagsErr: tc.err}).ServeHTTP(rec, req)
+		if rec.Code != tc.status || rec.Header().Get("Content-Type") != tc.ctype || rec.Body.String() != tc.body {
+			t.Errorf("%v: %d %q %q, want %d %q %q", tc.err, rec.Code, rec.Header().Get("Content-Type"), rec.Body, tc.status, tc.ctype, tc.body)
+		}
+		if got := rec.Header().Get("Content-Length"); got != strconv.Itoa(rec.Body.Len()) {
+			t.Errorf("%v: Content-Length %q", tc.err, got)
+		}
+	}
+}

@@ -18,16 +18,30 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/agent"
 )
 
-// Source is what the operator API reports about the host.
+// Source is what the operator API reports about the host, for one
+// request.
 type Source interface {
 	Health() bool
-	Flags() []Flag // name/value, sorted
+	// Flags returns the agent's flags (name/value), or a *Forbidden when
+	// the request's principal may not view them (Mesos's view_flags);
+	// the call then answers 403. Any other error answers 500.
+	Flags() ([]Flag, error)
 	Version() VersionInfo
 	// Metrics returns the /metrics/snapshot figures. It must return
 	// promptly, with what it has, once ctx is done.
 	Metrics(ctx context.Context) map[string]float64
 	State() StateInfo
 }
+
+// Forbidden is a Source's refusal of a call: it answers 403 Forbidden,
+// as Mesos does, with the JSON body {"error": Message, "rule": Rule} that
+// names the ACL rule that decided.
+type Forbidden struct {
+	Message string
+	Rule    string
+}
+
+func (e *Forbidden) Error() string { return e.Message }
 
 // Flag is one agent flag.
 type Flag struct {
@@ -75,7 +89,8 @@ type handler struct{ src Source }
 // Handler serves POST /api/v1 from src.
 func Handler(src Source) http.Handler { return handler{src} }
 
-// reject is an error response: status, body and extra headers.
+// reject is an error response: status, body and extra headers. Its
+// Content-Type is text/plain unless header sets another.
 type reject struct {
 	status int
 	body   string
@@ -87,10 +102,10 @@ func (e *reject) Error() string { return strconv.Itoa(e.status) + " " + e.body }
 func rejectf(status int, body string) *reject { return &reject{status: status, body: body} }
 
 func (e *reject) write(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	for k, v := range e.header {
 		w.Header()[k] = v
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(e.body)))
 	w.WriteHeader(e.status)
 	io.WriteString(w, e.body)
@@ -119,7 +134,11 @@ func (h handler) serve(ctx context.Context, call *agent.Call) (*agent.Response, 
 		return &agent.Response{Type: agent.Response_GET_HEALTH,
 			GetHealth: &agent.Response_GetHealth{Healthy: h.src.Health()}}, nil
 	case agent.Call_GET_FLAGS:
-		return &agent.Response{Type: agent.Response_GET_FLAGS, GetFlags: h.flags()}, nil
+		flags, err := h.flags()
+		if err != nil {
+			return nil, sourceError(err)
+		}
+		return &agent.Response{Type: agent.Response_GET_FLAGS, GetFlags: flags}, nil
 	case agent.Call_GET_VERSION:
 		return &agent.Response{Type: agent.Response_GET_VERSION, GetVersion: h.version()}, nil
 	case agent.Call_GET_METRICS:
@@ -141,14 +160,29 @@ func (h handler) serve(ctx context.Context, call *agent.Call) (*agent.Response, 
 		"501 Not Implemented. "+call.Type.String()+" is not supported by this agent")
 }
 
-func (h handler) flags() *agent.Response_GetFlags {
-	src := slices.Clone(h.src.Flags())
+func (h handler) flags() (*agent.Response_GetFlags, error) {
+	src, err := h.src.Flags()
+	if err != nil {
+		return nil, err
+	}
+	src = slices.Clone(src)
 	slices.SortStableFunc(src, func(a, b Flag) int { return cmp.Compare(a.Name, b.Name) })
 	out := &agent.Response_GetFlags{Flags: make([]mesos.Flag, len(src))}
 	for i, f := range src {
 		out.Flags[i] = mesos.Flag{Name: f.Name, Value: ptr(f.Value)}
 	}
-	return out
+	return out, nil
+}
+
+// sourceError maps a Source's error to its answer: *Forbidden is 403
+// with a JSON body naming the rule, anything else 500.
+func sourceError(err error) *reject {
+	if f, ok := errors.AsType[*Forbidden](err); ok {
+		b, _ := json.Marshal(map[string]string{"error": f.Message, "rule": f.Rule})
+		return &reject{status: http.StatusForbidden, body: string(b) + "\n",
+			header: http.Header{"Content-Type": {mediaJSON}}}
+	}
+	return rejectf(http.StatusInternalServerError, "500 Internal Server Error. "+err.Error())
 }
 
 func (h handler) version() *agent.Response_GetVersion {
