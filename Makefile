@@ -11,10 +11,17 @@ MODULES := $(sort $(dir $(wildcard examples/*/main.go module/*/main.go)))
 
 all: build
 
+# STAMP is the host's build stamp for /version (host/run.go), for when the
+# go command embeds no VCS information (GOFLAGS=-buildvcs=false, no .git).
+STAMP = -X main.gitSHA=$(shell git rev-parse HEAD 2>/dev/null) \
+	-X main.gitTime=$(shell git log -1 --format=%ct 2>/dev/null) \
+	-X main.gitModified=$(if $(shell git status --porcelain --untracked-files=no 2>/dev/null),true,false) \
+	-X main.buildUser=$(shell id -un 2>/dev/null)
+
 ## build: all binaries into bin/ (bin/modhost, every module, every example)
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/modhost ./host
+	$(GO) build -ldflags '$(STAMP)' -o $(BIN)/modhost ./host
 	$(GO) build -o $(BIN)/ $(addprefix ./,$(MODULES))
 
 ## run: build and run the host with the root modules.json on 127.0.0.1:$(PORT)

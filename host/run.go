@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,10 @@ import (
 
 // version is the host's version; the Makefile may set it with -ldflags.
 var version = "0.1.0"
+
+// The build stamp the Makefile sets with -ldflags -X, for /version when
+// the go command embeds no VCS information (see agent.Stamp).
+var gitSHA, gitTime, gitModified, buildUser string
 
 // loadError is a failure to load modules: main prints it as Mesos does,
 // "Error loading modules: ...".
@@ -101,9 +106,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	for i, m := range modules {
 		mounted[i] = m
 	}
+	bi, _ := debug.ReadBuildInfo()
+	build := agent.ReadBuild(bi, agent.Stamp{GitSHA: gitSHA, GitTime: gitTime, Modified: gitModified, User: buildUser})
 	srv, err := agent.New(agent.Info{
-		Version: version, StartTime: time.Now(), ID: newID(), Hostname: hostname,
-		Addr: ln.Addr().String(), Flags: flags,
+		Version: version, BuildDate: build.Date, BuildTime: build.Time, BuildUser: build.User, GitSHA: build.GitSHA,
+		StartTime: time.Now(), ID: newID(), Hostname: hostname, Addr: ln.Addr().String(), Flags: flags,
 	}, mounted, agent.Options{MaxBody: cfg.MaxRequestBody, Auth: authn.Wrap, Principal: auth.Principal, ACLs: acls})
 	if err != nil {
 		ln.Close()

@@ -178,8 +178,18 @@ func ParseReattach(s string) (*plugin.ReattachConfig, error) {
 	return reattachConfig(ri)
 }
 
+// windowSize is the HTTP/2 flow-control window of every module
+// connection, both ways. Setting it turns off grpc's dynamic window (BDP
+// estimation), whose pings add frames, and wake-ups in both processes, to
+// requests that are mostly small; 4 MiB keeps large bodies streaming at
+// loopback speed.
+const windowSize = 4 << 20
+
 func dialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newCodec()))}
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newCodec())),
+		grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
+	}
 }
 
 func connect(client *plugin.Client, reattach bool) (*Process, error) {

@@ -98,7 +98,8 @@ func serveConfig(m Module, opts ServeOptions) *plugin.ServeConfig {
 		VersionedPlugins: pluginSets(srv),
 		Logger:           opts.Logger,
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
-			o = append(o, grpc.ForceServerCodecV2(newCodec()), grpc.MaxRecvMsgSize(opts.MaxMessage))
+			o = append(o, grpc.ForceServerCodecV2(newCodec()), grpc.MaxRecvMsgSize(opts.MaxMessage),
+				grpc.InitialWindowSize(windowSize), grpc.InitialConnWindowSize(windowSize))
 			return grpc.NewServer(o...)
 		},
 	}
