@@ -74,16 +74,22 @@ func newModule(args []string, stdout, stderr io.Writer) error {
 	}
 
 	data := struct {
-		Name, Title, Binary, Checkout string
-	}{Name: name, Title: strings.ToUpper(name[:1]) + strings.ReplaceAll(name[1:], "-", "_"), Binary: "./" + name, Checkout: root}
+		Name, Title, Binary, Checkout, Pkg string
+		Inside                             bool
+	}{Name: name, Title: strings.ToUpper(name[:1]) + strings.ReplaceAll(name[1:], "-", "_"), Binary: "./" + name, Checkout: root, Inside: inside}
 	// Inside a checkout, modules and examples are built into <checkout>/bin
-	// by make build; elsewhere, go build leaves the binary in the folder.
+	// (by make build, or go build -o bin/ ./<dir>/ from the root); elsewhere,
+	// go build leaves the binary in the folder.
 	if inside {
 		rel, err := filepath.Rel(target, filepath.Join(root, "bin", name))
 		if err != nil {
 			return err
 		}
 		data.Binary = rel
+		if rel, err = filepath.Rel(root, target); err != nil {
+			return err
+		}
+		data.Pkg = "./" + filepath.ToSlash(rel) + "/"
 	}
 	files := map[string]string{
 		"main.go": mainTmpl, "main_test.go": testTmpl, "README.md": readmeTmpl, "modules.json": descTmpl,
@@ -117,10 +123,17 @@ func newModule(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "Created module %q in %s. Next:\n\tcd %s && go test ./... && go build -o %s .\n", name, target, target, filepath.Join(target, filepath.Base(data.Binary)))
+	work := filepath.Join(os.TempDir(), name+"-work")
+	fmt.Fprintf(stdout, "Created module %q in %s. Next:\n", name, target)
 	if inside {
-		fmt.Fprintf(stdout, "(inside the checkout, make build puts it in bin/ with the others)\n")
+		// modules.json names <checkout>/bin/NAME, where make build puts it.
+		fmt.Fprintf(stdout, "\tcd %s && go test %s && go build -o bin/ %s\n", root, data.Pkg, data.Pkg)
+		fmt.Fprintf(stdout, "\tbin/modhost --work_dir=%s --modules=file://%s\n", work, filepath.Join(data.Pkg[2:], "modules.json"))
+		fmt.Fprintf(stdout, "make build builds it (and bin/modhost) with the other modules; make test runs its test.\n")
+		return nil
 	}
+	fmt.Fprintf(stdout, "\tcd %s && go test ./... && go build -o %s .\n", target, name)
+	fmt.Fprintf(stdout, "\tmodhost --work_dir=%s --modules=file://%s\n", work, filepath.Join(target, "modules.json"))
 	return nil
 }
 
@@ -191,11 +204,10 @@ const mainTmpl = `// Command [[.Name]] is an execmod module. Mounted at /[[.Name
 //
 //	GET /[[.Name]]/hello/{who}
 //
-// with a greeting set by the "greeting" parameter in modules.json.
+// with the greeting the "greeting" parameter in modules.json gives.
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -207,9 +219,15 @@ type module struct{ greeting string }
 
 var _ sdk.Provisioner = (*module)(nil)
 
-// Provision reads the module's parameters from modules.json.
+// Provision reads the module's parameters from modules.json. Without a
+// greeting the host does not start, and says what to add; for a
+// parameter with a default, use cmp.Or(env.Params["name"], "default").
 func (m *module) Provision(_ context.Context, env sdk.Env) error {
-	m.greeting = cmp.Or(env.Params["greeting"], "Hello")
+	greeting, err := env.Params.Required("greeting")
+	if err != nil {
+		return err
+	}
+	m.greeting = greeting
 	env.Logger.Info("provisioned", "greeting", m.greeting)
 	return nil
 }
@@ -232,32 +250,30 @@ const testTmpl = `package main
 
 import (
 	"io"
+	"strings"
 	"testing"
 
+	"github.com/execmod/execmod/sdk"
 	"github.com/execmod/execmod/sdk/sdktest"
 )
 
 func TestHello(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts []sdktest.Option
-		want string
-	}{
-		{"default greeting", nil, "Hello, world!\n"},
-		{"greeting parameter", []sdktest.Option{sdktest.Params("greeting", "Hi")}, "Hi, world!\n"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := sdktest.NewServer(t, "[[.Name]]", &module{}, tc.opts...)
-			resp, err := srv.Client.Get(srv.URL + "/[[.Name]]/hello/world")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != 200 || string(body) != tc.want {
-				t.Errorf("GET = %d %q, want 200 %q", resp.StatusCode, body, tc.want)
-			}
-		})
+	srv := sdktest.NewServer(t, "[[.Name]]", &module{}, sdktest.Params("greeting", "Hi"))
+	resp, err := srv.Client.Get(srv.URL + "/[[.Name]]/hello/world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "Hi, world!\n" {
+		t.Errorf("GET = %d %q, want 200 %q", resp.StatusCode, body, "Hi, world!\n")
+	}
+}
+
+func TestGreetingIsRequired(t *testing.T) {
+	err := (&module{}).Provision(t.Context(), sdk.Env{Params: sdk.Params{}})
+	if err == nil || !strings.Contains(err.Error(), ` + "`" + `parameter "greeting" is required` + "`" + `) {
+		t.Errorf("Provision without a greeting = %v, want an error saying it is required", err)
 	}
 }
 `
@@ -269,16 +285,29 @@ An execmod module, mounted at ` + "`/[[.Name]]/`" + `:
     GET /[[.Name]]/hello/{who}    ->  "<greeting>, <who>!"
 
 ## Test, build, run
+[[if .Inside]]
+From the root of the checkout ([[.Checkout]]):
 
-    go test ./...
-    go build -o [[.Binary]] .
-    modhost --work_dir=/tmp/[[.Name]]-work --modules=file://$PWD/modules.json
+    go test [[.Pkg]]
+    go build -o bin/ [[.Pkg]]
+    bin/modhost --work_dir=/tmp/[[.Name]]-work --modules=file://[[slice .Pkg 2]]modules.json
     curl localhost:5051/[[.Name]]/hello/world
 
+` + "`make build`" + ` builds it into bin/ with the other modules (and bin/modhost);
+` + "`make test`" + ` runs its test.
+[[else]]
+    go test ./...
+    go build -o [[.Name]] .
+    modhost --work_dir=/tmp/[[.Name]]-work --modules=file://$PWD/modules.json
+    curl localhost:5051/[[.Name]]/hello/world
+[[end]]
 The module's log lines appear in the host's log under its modules.json
 name (org_example_[[.Title]]). Change the greeting in ` + "`modules.json`" + `'s
-parameters; a module validates its parameters in Provision, and an error
-there stops the host with your message.
+parameters. A module checks its parameters in Provision, and an error
+there stops the host with your message: without the greeting the host
+exits 1, and its message ends with
+
+    parameter "greeting" is required: add {"key":"greeting","value":...} to the module's entry in modules.json
 `
 
 const descTmpl = `{
