@@ -38,11 +38,17 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 			if len(groups) > 0 {
 				return a
 			}
+			// A module's own attribute may have the built-ins' keys ("time",
+			// "level"); only the built-ins' kinds are renamed, never asserted.
 			switch a.Key {
 			case slog.TimeKey:
-				return slog.String("@timestamp", a.Value.Time().Format("2006-01-02T15:04:05.000000Z07:00"))
+				if a.Value.Kind() == slog.KindTime {
+					return slog.String("@timestamp", a.Value.Time().Format("2006-01-02T15:04:05.000000Z07:00"))
+				}
 			case slog.LevelKey:
-				return slog.String("@level", hclogLevel(a.Value.Any().(slog.Level)))
+				if l, ok := a.Value.Any().(slog.Level); ok {
+					return slog.String("@level", hclogLevel(l))
+				}
 			case slog.MessageKey:
 				return slog.String("@message", a.Value.String())
 			}
