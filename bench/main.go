@@ -17,6 +17,12 @@
 //	            against a plain pipe (target: 800 MiB/s, peak RSS up by at
 //	            most 8 MiB); RSS with 100k finished tasks retained against
 //	            an idle module (target: 200 MiB).
+//	fanout      bin/remotectl running `true` on 8 agents at once against 8
+//	            single-agent runs (target: 0.5x); with an ssh server
+//	            (/usr/sbin/sshd; the bench runs its own on loopback), ssh to
+//	            loopback with a fresh connection per command against
+//	            remotectl's time per command in that fan-out (target: 20x
+//	            slower), and a multiplexed ssh connection for reference.
 package main
 
 import (
@@ -44,7 +50,7 @@ func main() {
 }
 
 // only selects figures by name (make bench ARGS=-only=latency,throughput).
-var only = flag.String("only", "", "comma-separated figures to run: forwarding, restart, latency, throughput, capture, retained (default all)")
+var only = flag.String("only", "", "comma-separated figures to run: forwarding, restart, latency, throughput, capture, retained, fanout (default all)")
 
 func run() error {
 	flag.Parse()
@@ -53,7 +59,8 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for name, pkg := range map[string]string{"modhost": "./host", "hello": "./examples/hello", "remote-execute": "./module/remote-execute"} {
+	for name, pkg := range map[string]string{"modhost": "./host", "hello": "./examples/hello", "remote-execute": "./module/remote-execute",
+		"remotectl": "./module/remotectl"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -67,6 +74,7 @@ func run() error {
 	}{
 		{"forwarding", forwarding}, {"restart", restart}, {"latency", remoteLatency},
 		{"throughput", remoteThroughput}, {"capture", remoteCapture}, {"retained", remoteRetained},
+		{"fanout", fanOut},
 	}
 	for _, fig := range figures {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), fig.name) {
