@@ -49,7 +49,7 @@ test-python:
 	@if ! /usr/bin/python3 -c 'import grpc, grpc_tools, cryptography, google.protobuf' 2>/dev/null; then \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		echo "installing $(PYTHON_DEBS)"; \
-		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq $(PYTHON_DEBS); \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PYTHON_DEBS); \
 	fi
 	EXECMOD_REQUIRE_PYTHON=1 $(GO) test -race -count=1 ./examples/python-echo/
 
