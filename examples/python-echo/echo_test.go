@@ -80,32 +80,28 @@ func setup(t *testing.T) (script, modhost string) {
 	return script, filepath.Join(bin, "modhost")
 }
 
+// The module under the real host, loaded from its own modules.json as
+// the README runs it (its "file", ./module.py, resolves next to it).
 func TestPythonEchoUnderTheHost(t *testing.T) {
-	script, modhost := setup(t)
-	modules, err := json.Marshal(map[string]any{"libraries": []any{map[string]any{
-		"file": script,
-		"modules": []any{map[string]any{
-			"name":       "org_execmod_PythonEcho",
-			"parameters": []any{map[string]string{"key": "prefix", "value": "Bonjour, "}},
-		}},
-	}}})
+	_, modhost := setup(t)
+	desc, err := filepath.Abs("modules.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hosttest.Start(t, modhost, nil, "--modules="+string(modules))
+	h := hosttest.Start(t, modhost, nil, "--modules=file://"+desc)
 
 	// Logged before "listening", for which Start waited.
 	if !regexp.MustCompile(`route: GET\s+/echo/hello/\{name\}\s+org_execmod_PythonEcho`).MatchString(h.Logs.String()) {
 		t.Errorf("the route table lacks GET /echo/hello/{name}:\n%s", h.Logs)
 	}
 	// The module's own hclog JSON line, re-logged under its name.
-	if _, err := h.Logs.Wait(regexp.MustCompile(`org_execmod_PythonEcho: python echo module ready: .*prefix="Bonjour, "`), h.Exited); err != nil {
+	if _, err := h.Logs.Wait(regexp.MustCompile(`org_execmod_PythonEcho: python echo module ready: .*prefix="Hello from Python, "`), h.Exited); err != nil {
 		t.Errorf("the module's log line: %v", err)
 	}
 
 	for _, tc := range []struct{ path, body string }{
-		{"/echo/hello/world", "Bonjour, world\n"},
-		{"/echo/hello/a%2Fb", "Bonjour, a/b\n"}, // one escaped segment, as Go's ServeMux
+		{"/echo/hello/world", "Hello from Python, world\n"},
+		{"/echo/hello/a%2Fb", "Hello from Python, a/b\n"}, // one escaped segment, as Go's ServeMux
 	} {
 		if code, body := h.Get(tc.path); code != 200 || body != tc.body {
 			t.Errorf("GET %s = %d %q, want 200 %q", tc.path, code, body, tc.body)
