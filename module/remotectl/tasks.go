@@ -328,7 +328,11 @@ func (e *env) policyCheck(o *options, args []string) error {
 		if !d.Allowed {
 			verdict = "denied"
 		}
-		fmt.Fprintf(e.stdout, "%s for principal %q: %s\n", verdict, d.Principal, d.Rule)
+		who := fmt.Sprintf("principal %q", d.Principal)
+		if d.Principal == "" {
+			who = "an unauthenticated caller"
+		}
+		fmt.Fprintf(e.stdout, "%s for %s: %s\n", verdict, who, d.Rule)
 		checks, err := d.CheckList()
 		if err != nil {
 			return describe(agent, "", err)
