@@ -252,8 +252,11 @@ func security(cfg config.Config, log hclog.Logger) (*auth.Authenticator, *tls.Co
 	return auth.New(auth.Config{
 		Readonly: cfg.AuthenticateHTTPReadonly, Readwrite: cfg.AuthenticateHTTPReadwrite,
 		Credentials: creds, ClientCertificates: clientCerts,
+		// A refused request never reaches a module (nor its audit log):
+		// this line is its record, at WARN so that --logging_level=WARNING
+		// keeps it.
 		OnFailure: func(r *http.Request, realm wire.Realm, reason string) {
-			log.Info("authentication failed", "realm", realm.String(), "remote", r.RemoteAddr,
+			log.Warn("authentication failed", "realm", realm.String(), "remote", r.RemoteAddr,
 				"method", r.Method, "path", r.URL.Path, "reason", reason)
 		},
 	}), tlsConfig, nil

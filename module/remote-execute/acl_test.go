@@ -215,6 +215,15 @@ func TestACLRun(t *testing.T) {
 		t.Errorf("POST /remote/execute echo as alice = %d %v", code, m)
 	}
 
+	// The audit line says as whom and where a command runs.
+	cwd := t.TempDir()
+	if code, m := s.do(t, "ops", "POST", "/remote/tasks", fmt.Sprintf(`{"command":"pwd","user":%q,"cwd":%q}`, me.Username, cwd)); code != 201 {
+		t.Errorf("ops runs pwd as %s in %s = %d %v", me.Username, cwd, code, m)
+	}
+	if line := lastAudit(t, s.dataDir, audit.Run, "ops"); line["user"] != me.Username || line["cwd"] != cwd || line["decision"] != "allow" {
+		t.Errorf("audit of a run with a user and a cwd: %v, want user %s cwd %s", line, me.Username, cwd)
+	}
+
 	// A PATH of the caller's choosing does not widen "/bin/..." rules:
 	// what is judged is the file that would run.
 	dir := t.TempDir()
@@ -415,9 +424,10 @@ func TestACLBadPolicy(t *testing.T) {
 	}
 }
 
-// Through the real host, without --acls (the host refuses it until it
-// enforces authentication): everything is allowed and audited as the
-// unauthenticated principal, under the module's folder.
+// Through the real host, without --acls: everything is allowed and
+// audited as the unauthenticated principal, in the module's data
+// directory under work_dir (TestACLEachActionThroughTheHost has the
+// host with --acls and credentials).
 func TestAuditThroughHost(t *testing.T) {
 	h := startRemote(t, nil)
 	_, id := execute(t, h, `{"command":"echo","arguments":["hi"]}`)

@@ -16,20 +16,40 @@
 // counts lines from 1. Changing, inserting, removing or reordering lines
 // breaks the chain at the first line touched, which Verify reports.
 // Removing lines at the end cannot be seen from the file alone: each
-// append also logs its seq and hash through the module's logger, into the
-// host's log, which anchors the tail elsewhere.
+// append is also logged through the module's logger, into the host's log,
+// which anchors the tail elsewhere (compare Verify's Tail with the last
+// logged seq and hash).
+//
+// # The host's log
+//
+// Append logs every line as one "audit" record at WARN, so that the
+// quietest level an operator usually runs at (--logging_level=WARNING)
+// keeps it; only ERROR drops it. The record is a copy of the line that
+// stands on its own: seq, time, action, principal, remote_addr, route,
+// command, arguments and env_keys (as JSON arrays), shell, user, cwd,
+// signal, decision, rule, checks, task, owner, pid, the outcome's fields,
+// error, prev and hash; members the line leaves out are left out.
+//
+// What the module never sees it cannot audit: a request to a readwrite
+// (or authenticated readonly) route that fails authentication is refused
+// by the host with 401 before it reaches the module, so it has no line
+// here. The host logs it instead ("authentication failed", with the
+// realm, remote address, method, path and reason, at WARN).
 //
 // # Durability
 //
-// Appends are serialized and each line is written with one write(2) and
-// fsync'd before Append returns (no batching: lines are per command, not
-// per byte of output, and a line that is reported written must survive a
-// crash). After a restart Open continues the chain from the last line; a
-// torn last line (a crash in the middle of a write, no newline) is cut off
-// and the cut is recorded in the next line's "error".
+// Appends are serialized: each line is written with one write(2), in
+// order, and is on disk (fsync'd) before Append returns, so a line that is
+// reported written survives a crash. The fsyncs are grouped: appends that
+// arrive while an fsync runs wait for the next one, which covers all of
+// them (group commit), so concurrent appends cost one fsync per group, not
+// one each; no line waits for a timer or a batch to fill. After a restart
+// Open continues the chain from the last line; a torn last line (a crash
+// in the middle of a write, no newline) is cut off and the cut is recorded
+// in the next line's "error".
 //
-// Environment values never reach the log: Entry has only the variables'
-// names.
+// Environment values never reach the log, the file or the host's: Entry
+// has only the variables' names.
 package audit
 
 import (
@@ -207,8 +227,9 @@ func (l *Log) recover() error {
 	return err
 }
 
-// Append adds e as the next line (setting Seq, and Time when zero), fsyncs
-// it, and logs a one-line summary.
+// Append adds e as the next line (setting Seq, and Time when zero), logs
+// it at WARN (see "The host's log"), and returns once it is on disk. It is
+// safe for concurrent use.
 func (l *Log) Append(e Entry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -230,8 +251,9 @@ func (l *Log) Append(e Entry) error {
 	if _, err := l.f.Write(line); err != nil {
 		return fmt.Errorf("audit: %s: %w", l.path, err)
 	}
+	prev := l.last
 	l.seq, l.last, l.note = e.Seq, hash, ""
-	l.log.Info("audit", summary(e, hash)...)
+	l.log.Warn("audit", record(e, prev, hash)...)
 	f := l.f
 	l.mu.Unlock()
 	err = l.syncTo(f, e.Seq)
@@ -259,26 +281,51 @@ func (l *Log) syncTo(f *os.File, seq uint64) error {
 	return nil
 }
 
-// summary is the logger's view of a line: enough to follow along and the
-// hash that anchors the chain.
-func summary(e Entry, hash string) []any {
-	a := []any{"seq", e.Seq, "action", e.Action, "principal", e.Principal}
-	if e.Decision != "" {
-		a = append(a, "decision", e.Decision, "rule", e.Rule)
+// record is the logger's copy of a line chained after prev with hash:
+// every member the line has, lists as JSON arrays (so that an argument
+// with a blank cannot be confused with two).
+func record(e Entry, prev, hash string) []any {
+	a := []any{"seq", e.Seq, "time", e.Time.Format(time.RFC3339Nano), "action", e.Action, "principal", e.Principal}
+	add := func(key, v string) {
+		if v != "" {
+			a = append(a, key, v)
+		}
 	}
-	if e.Command != "" {
-		a = append(a, "command", e.Command)
+	list := func(key string, v any, n int) {
+		if n > 0 {
+			b, _ := json.Marshal(v)
+			a = append(a, key, string(b))
+		}
 	}
-	if e.TaskID != "" {
-		a = append(a, "task", e.TaskID)
+	add("remote_addr", e.RemoteAddr)
+	add("route", e.Route)
+	add("command", e.Command)
+	list("arguments", e.Arguments, len(e.Arguments))
+	if e.Shell {
+		a = append(a, "shell", true)
 	}
-	if e.Outcome != nil {
-		a = append(a, "state", e.Outcome.State)
+	list("env_keys", e.EnvKeys, len(e.EnvKeys))
+	add("user", e.User)
+	add("cwd", e.Cwd)
+	add("signal", e.Signal)
+	add("decision", e.Decision)
+	add("rule", e.Rule)
+	list("checks", e.Checks, len(e.Checks))
+	add("task", e.TaskID)
+	add("owner", e.Owner)
+	if e.Pid != 0 {
+		a = append(a, "pid", e.Pid)
 	}
-	if e.Error != "" {
-		a = append(a, "error", e.Error)
+	if o := e.Outcome; o != nil {
+		a = append(a, "state", o.State)
+		if o.ExitCode != nil {
+			a = append(a, "exit_code", *o.ExitCode)
+		}
+		add("exit_signal", o.Signal)
+		a = append(a, "duration_ms", o.DurationMs, "stdout_bytes", o.StdoutBytes, "stderr_bytes", o.StderrBytes)
 	}
-	return append(a, "hash", hash)
+	add("error", e.Error)
+	return append(a, "prev", prev, "hash", hash)
 }
 
 // encode renders e chained after prev: the line (with its newline) and

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -206,5 +209,89 @@ func TestRecoverLongLines(t *testing.T) {
 	appendN(t, l, 1)
 	if _, err := Verify(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every append is logged at WARN as a record complete enough to stand on
+// its own beside the file: the same members, lists as JSON, and the
+// chain's prev and hash. A logger at WARN (--logging_level=WARNING) keeps
+// it.
+func TestAppendLogsTheRecord(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	path := filepath.Join(t.TempDir(), FileName)
+	l, err := Open(path, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	exit := 3
+	entries := []Entry{
+		{Principal: "alice", RemoteAddr: "127.0.0.1:4242", Route: "POST /remote/tasks", Action: Run, Command: "/bin/echo",
+			Arguments: []string{"echo", "a b", "c"}, Shell: true, EnvKeys: []string{"A", "B"}, User: "nobody", Cwd: "/tmp",
+			Decision: "deny", Rule: "run_remote_commands_as_user[1]",
+			Checks: []Check{{Action: "run_remote_commands_as_user", Object: "nobody", Allowed: false, Rule: "run_remote_commands_as_user[1]"}}},
+		{Principal: "bob", Action: Signal, Signal: "SIGHUP", Decision: "allow", Rule: "kill_remote_tasks[0]", TaskID: "t1", Owner: "alice", Pid: 77},
+		{Principal: "alice", Action: End, TaskID: "t1", Pid: 77, Error: "boom",
+			Outcome: &Outcome{State: "exited", ExitCode: &exit, DurationMs: 12, StdoutBytes: 5, StderrBytes: 6}},
+	}
+	for _, e := range entries {
+		if err := l.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logged := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(logged) != len(entries) {
+		t.Fatalf("%d records logged, want %d:\n%s", len(logged), len(entries), buf.String())
+	}
+	file := lines(t, path)
+	prev := Genesis
+	for i, rec := range logged {
+		var got, line map[string]any
+		if err := json.Unmarshal([]byte(rec), &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(file[i], &line); err != nil {
+			t.Fatal(err)
+		}
+		if got["level"] != "WARN" || got["msg"] != "audit" {
+			t.Errorf("record %d: level %v msg %v, want WARN audit", i+1, got["level"], got["msg"])
+		}
+		// The record holds every member of the line, under the same name
+		// (task_id is "task"; outcome's members are flat, its signal is
+		// exit_signal), with the same value (lists as JSON text).
+		for k, v := range line {
+			switch k {
+			case "task_id":
+				k = "task"
+			case "outcome":
+				for ok, ov := range v.(map[string]any) {
+					if ok == "signal" {
+						ok = "exit_signal"
+					}
+					if fmt.Sprint(got[ok]) != fmt.Sprint(ov) {
+						t.Errorf("record %d: %s = %v, want %v", i+1, ok, got[ok], ov)
+					}
+				}
+				continue
+			}
+			g := got[k]
+			if _, isList := v.([]any); isList {
+				s, _ := g.(string)
+				if err := json.Unmarshal([]byte(s), &g); err != nil {
+					t.Errorf("record %d: %s = %v, not a JSON list", i+1, k, got[k])
+				}
+			}
+			if !reflect.DeepEqual(g, v) {
+				t.Errorf("record %d: %s = %v, want %v", i+1, k, got[k], v)
+			}
+		}
+		if got["prev"] != prev {
+			t.Errorf("record %d: prev %v, want %s", i+1, got["prev"], prev)
+		}
+		prev = line["hash"].(string)
+	}
+	if !strings.Contains(logged[0], `"arguments":"[\"echo\",\"a b\",\"c\"]"`) {
+		t.Errorf("arguments not logged as JSON: %s", logged[0])
 	}
 }
