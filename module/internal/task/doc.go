@@ -7,6 +7,9 @@
 // started: no process, no zombie, no open descriptor. The working directory,
 // the user and the executable are checked before forking; an exec failure
 // is mapped to the same error classes (see ErrNotFound and its siblings).
+// Prepare makes those checks alone, so that a service that queues a task
+// can refuse it at once; Prepared.Start then fails only for what changed
+// since, or what only exec can tell.
 //
 // Every command runs in its own process group (Setpgid) with
 // Pdeathsig=SIGKILL. The package owns the whole group from Start until the
@@ -21,9 +24,18 @@
 // of its group, and both output streams are complete. A group member that
 // closed its stdout and stderr may take a moment longer to die (SIGKILL is
 // delivered asynchronously). Pdeathsig is tied by Linux to the thread that
-// forked, which the Go runtime keeps alive; it is a backstop for a crashed
-// service, and KillGroup (with Pgid and StartTicks saved by the caller) is
-// the way to clean up after a restart.
+// forked, which the Go runtime keeps alive; it kills only the leader, so
+// a service that may die (kill -9) gives its tasks a Sentinel: a helper
+// process that outlives it and SIGKILLs every group it was told about
+// once the service is gone. KillGroup (with Pgid and StartTicks saved by
+// the caller) is the way to clean up after a restart too.
+//
+// # Resource usage
+//
+// Result.MaxRSS is the command's peak resident set only when it can be
+// told apart from the service's: Linux folds the forking process's memory
+// into the child's maximum RSS at exec, so a small command's ru_maxrss is
+// the service's size. Result.MaxRSSBound is the kernel's figure.
 //
 // Output is read by the package itself from pipes, not by os/exec, so a
 // process that escapes the group (setsid) while holding stdout cannot make
@@ -46,7 +58,8 @@
 //
 // # Spool
 //
-// Each stream is stored as <name>.head (the first MaxOutput/4 bytes),
+// Nothing is written for a silent stream: the spool directory and files
+// are made at a stream's first byte. Each stream is stored as <name>.head (the first MaxOutput/4 bytes),
 // <name>.tail0 and <name>.tail1 (the most recent bytes, in two alternating
 // chunks of MaxOutput*3/8) and <name>.meta (JSON, replaced atomically at each
 // rotation and at the end). The spool stays readable with OpenOutput after

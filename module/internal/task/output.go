@@ -92,31 +92,27 @@ func suffix(i int) string {
 	return [...]string{"head", "tail0", "tail1", "meta"}[i]
 }
 
-// newOutput prepares the spool of stream name in dir (created 0700) for a
-// cap of max bytes, replacing any earlier spool of that name. Its files
-// are created at the first byte (see create): most commands write little
-// or nothing, and creating five files per stream up front cost more than
-// running a short command.
+// newOutput prepares the spool of stream name in dir for a cap of max
+// bytes. Nothing is made on disk yet: the directory (0700) and the files
+// are created at the first byte (see create), because most commands write
+// little or nothing, and a directory and five files per stream made up
+// front cost more than running a short command. dir must not hold an
+// earlier spool of that name (a silent stream would not replace it).
 func newOutput(dir, name string, max int64) (*Output, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
 	o := &Output{dir: dir, name: name, head: max / 4, chunk: max * 3 / 8, changed: make(chan struct{})}
 	if o.chunk < 1 {
 		o.chunk = 1
 	}
 	o.rotated = o.head
-	for i := range 4 { // an earlier spool of that name
-		if err := os.Remove(o.spoolPath(suffix(i))); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-	}
 	return o, nil
 }
 
-// create makes the spool's files and its first meta, before the first
-// byte is written. Only the writer calls it.
+// create makes the spool's directory, files and first meta, before the
+// first byte is written. Only the writer calls it.
 func (o *Output) create() error {
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		return err
+	}
 	m, err := createMeta(o.spoolPath("meta"))
 	if err != nil {
 		return err

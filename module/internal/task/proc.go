@@ -108,19 +108,44 @@ func KillGroup(pgid int, notBefore uint64) (int, error) {
 	if pgid == unix.Getpgrp() {
 		return 0, fmt.Errorf("task: kill group: %d is this service's own process group", pgid)
 	}
+	n, err := scanKill(map[int]uint64{pgid: notBefore})
+	if err != nil {
+		return n, fmt.Errorf("task: kill group: %w", err)
+	}
+	return n, nil
+}
+
+// killGroups is KillGroup for many groups (pgid -> notBefore) in one scan
+// of /proc per pass; groups that are invalid or this process's own are
+// skipped. It returns how many processes it signalled.
+func killGroups(groups map[int]uint64) int {
+	own := unix.Getpgrp()
+	valid := make(map[int]uint64, len(groups))
+	for pgid, t := range groups {
+		if pgid > 1 && pgid != own {
+			valid[pgid] = t
+		}
+	}
+	n, _ := scanKill(valid)
+	return n
+}
+
+// scanKill SIGKILLs the live members of the groups (pgid -> notBefore),
+// repeating the scan of /proc until it finds no new process.
+func scanKill(groups map[int]uint64) (int, error) {
 	self := os.Getpid()
 	seen := map[int]bool{}
-	for pass := 0; pass < 100; pass++ {
+	for pass := 0; pass < 100 && len(groups) > 0; pass++ {
 		pids, err := listPids()
 		if err != nil {
-			return len(seen), fmt.Errorf("task: kill group: %w", err)
+			return len(seen), err
 		}
 		found := false
 		for _, pid := range pids {
 			if pid == self || seen[pid] {
 				continue
 			}
-			if killIfMember(pid, pgid, notBefore) {
+			if killIfMember(pid, groups) {
 				seen[pid] = true
 				found = true
 			}
@@ -132,16 +157,21 @@ func KillGroup(pgid int, notBefore uint64) (int, error) {
 	return len(seen), nil
 }
 
-// killIfMember SIGKILLs pid if it is a live member of pgid started at or
-// after notBefore, and reports whether it did.
-func killIfMember(pid, pgid int, notBefore uint64) bool {
+// killIfMember SIGKILLs pid if it is a live member of one of the groups
+// (pgid -> notBefore), started at or after that group's notBefore, and
+// reports whether it did.
+func killIfMember(pid int, groups map[int]uint64) bool {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return false // gone, or not ours to see
 	}
 	defer unix.Close(fd)
 	st, err := readStat(pid)
-	if err != nil || st.Pgrp != pgid || st.StartTime < notBefore || !st.alive() {
+	if err != nil || !st.alive() {
+		return false
+	}
+	notBefore, ok := groups[st.Pgrp]
+	if !ok || st.StartTime < notBefore {
 		return false
 	}
 	// The pidfd's process is still alive, so the stat read after opening
@@ -150,4 +180,18 @@ func killIfMember(pid, pgid int, notBefore uint64) bool {
 		return false
 	}
 	return unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil
+}
+
+// selfPeakRSS is this process's peak resident set in bytes as
+// getrusage(RUSAGE_SELF) reports it: at least the peak of its address
+// space (VmHWM), which only grows, so read after a child's exec it is at
+// least what the kernel folded into the child's ru_maxrss at the exec.
+// (It may be higher: it also holds what was folded into ours at our own
+// exec. Then fewer small commands get an exact figure; none a wrong one.)
+func selfPeakRSS() (int64, error) {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return ru.Maxrss << 10, nil
 }

@@ -33,12 +33,17 @@ type Spec struct {
 	Stdin     []byte        // given to the command then closed; nil = /dev/null
 	Timeout   time.Duration // 0 = none
 	Grace     time.Duration // between SIGTERM and SIGKILL of the group; 0 means DefaultGrace
-	OutputDir string        // directory for the stdout/stderr spool files (created, 0700; the caller removes it)
+	OutputDir string        // directory for the stdout/stderr spool files (created 0700 at the first byte of output; the caller removes it)
 	MaxOutput int64         // bytes stored per stream (head + tail); 0 means DefaultMaxOutput
 	// Drain bounds how long output is still read after the leader was
 	// reaped and its group killed (a process that left the group may hold
 	// the pipes open); 0 means DefaultDrain.
 	Drain time.Duration
+	// Sentinel, when set, is told the task's group at Start and its end
+	// after the group was killed, so the group dies even if this process
+	// dies first (see Sentinel). nil: Pdeathsig only (the leader dies
+	// with this process; what it started in the background does not).
+	Sentinel *Sentinel
 }
 
 // normalize fills in the defaults of s and checks what needs no system.

@@ -43,7 +43,17 @@ type Result struct {
 	OutputCut          bool
 	StartedAt, EndedAt time.Time
 	UserCPU, SysCPU    time.Duration // from the leader's rusage (it and its reaped descendants)
-	MaxRSS             int64         // bytes
+	// MaxRSS is the command's peak resident set in bytes (the leader's
+	// or a reaped descendant's), or 0 when it cannot be told: Linux
+	// counts, in a process's maximum RSS, the memory of the process that
+	// forked it until the exec, so the kernel's figure is at least this
+	// service's own peak. When it is above the service's peak (read at
+	// the end, see selfPeakRSS) it is the command's own; otherwise the
+	// command used at most MaxRSSBound and MaxRSS is 0.
+	MaxRSS int64
+	// MaxRSSBound is the kernel's figure (ru_maxrss, in bytes): an upper
+	// bound on the command's peak resident set.
+	MaxRSSBound int64
 }
 
 // Task is a running or finished command. All methods are safe for
@@ -78,8 +88,33 @@ type Task struct {
 }
 
 // Start starts spec and returns once the command runs. On error nothing
-// was started and nothing is left open; the error is a *StartError.
+// was started and nothing is left open; the error is a *StartError. It is
+// Prepare followed by Prepared.Start.
 func Start(spec Spec) (*Task, error) {
+	p, err := Prepare(spec)
+	if err != nil {
+		return nil, err
+	}
+	return p.Start()
+}
+
+// Prepared is a Spec that passed the checks made before forking: the
+// working directory is a directory, the user exists (and may be switched
+// to), and the executable resolves to a regular file with an execute bit
+// for that user. It holds no resource; it may be started later, once.
+type Prepared struct {
+	spec Spec
+	path string // the resolved executable
+	cred *syscall.Credential
+}
+
+// Prepare checks spec without starting anything: what Start would reject
+// before forking is rejected here, with the same *StartError. A queue
+// calls it when a task is accepted, so that a command that cannot start is
+// refused then, not when its turn comes. What can still fail at Start is
+// only what changed in between (the file was removed, the directory
+// renamed) or what only exec can tell (a bad interpreter line, ENOEXEC).
+func Prepare(spec Spec) (*Prepared, error) {
 	s, err := normalize(spec)
 	if err != nil {
 		return nil, err
@@ -95,8 +130,16 @@ func Start(spec Spec) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	return launch(s, path, cred)
+	return &Prepared{spec: s, path: path, cred: cred}, nil
 }
+
+// Path is the executable that Start will run (absolute).
+func (p *Prepared) Path() string { return p.path }
+
+// Start starts the prepared command, as Start does, without repeating the
+// checks: a change since Prepare shows as the exec's own error, mapped to
+// the same classes.
+func (p *Prepared) Start() (*Task, error) { return launch(p.spec, p.path, p.cred) }
 
 // streams are the parent's ends of the command's standard files.
 type streams struct {
@@ -161,6 +204,17 @@ func launch(s Spec, path string, cred *syscall.Credential) (*Task, error) {
 	}
 	if stat, err := readStat(t.pid); err == nil {
 		t.startTicks = stat.StartTime
+	}
+	if s.Sentinel != nil {
+		if err := s.Sentinel.Watch(t.pid, t.startTicks); err != nil {
+			// Unsupervised, it could outlive a crash of ours: undo it.
+			unix.Kill(-t.pid, unix.SIGKILL)
+			_ = cmd.Wait()
+			st.closeAll()
+			stdout.abort()
+			stderr.abort()
+			return nil, &StartError{Op: "sentinel", Err: err}
+		}
 	}
 	go t.run(st.outR, st.errR)
 	return t, nil
@@ -331,6 +385,12 @@ func (t *Task) reap() (*os.ProcessState, error) {
 	} else {
 		err = t.cmd.Wait()
 	}
+	if t.spec.Sentinel != nil {
+		// The group was killed while the leader's zombie held its id;
+		// should this fail, the sentinel's start-time check still keeps
+		// it off a reused group.
+		_ = t.spec.Sentinel.Forget(t.pid)
+	}
 	if err != nil && !isExitError(err) {
 		return t.cmd.ProcessState, fmt.Errorf("task: wait: %w", err)
 	}
@@ -426,7 +486,10 @@ func (t *Task) finish(state *os.ProcessState, err error, cut bool) {
 		if ru, ok := state.SysUsage().(*syscall.Rusage); ok {
 			r.UserCPU = time.Duration(ru.Utime.Nano())
 			r.SysCPU = time.Duration(ru.Stime.Nano())
-			r.MaxRSS = ru.Maxrss * 1024
+			r.MaxRSSBound = ru.Maxrss * 1024
+			if floor, err := selfPeakRSS(); err == nil && r.MaxRSSBound > floor {
+				r.MaxRSS = r.MaxRSSBound
+			}
 		}
 	}
 	t.result, t.err = r, err

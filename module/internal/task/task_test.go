@@ -222,10 +222,17 @@ func TestStartErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSpec(t, "true")
 			c.edit(&s)
+			_, perr := Prepare(s)
 			tk, err := Start(s)
 			if err == nil {
 				wait(t, tk)
 				t.Fatalf("Start succeeded")
+			}
+			switch {
+			case c.op == "exec" && perr != nil: // only exec can tell
+				t.Errorf("Prepare: %v, want it to pass", perr)
+			case c.op != "exec" && (perr == nil || perr.Error() != err.Error()):
+				t.Errorf("Prepare: %v, want Start's error %v", perr, err)
 			}
 			var se *StartError
 			if !errors.As(err, &se) {
@@ -247,6 +254,42 @@ func TestStartErrors(t *testing.T) {
 	}
 	if kids := childrenOfSelf(t); len(kids) != 0 {
 		t.Errorf("children left after failed starts: %+v", kids)
+	}
+}
+
+// What Prepare checked can change before Start: an executable removed in
+// between is exec's ENOENT, mapped to the same class, and nothing is left.
+func TestPreparedStartAfterRemoval(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "script")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := newSpec(t, script)
+	p, err := Prepare(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Path() != script {
+		t.Errorf("Path = %q, want %q", p.Path(), script)
+	}
+	if err := os.Remove(script); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := p.Start()
+	if err == nil {
+		wait(t, tk)
+		t.Fatal("Start of a removed executable succeeded")
+	}
+	var se *StartError
+	if !errors.As(err, &se) || se.Op != "exec" || !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), script) {
+		t.Errorf("error %v (op %v), want an exec error of class ErrNotFound naming %s", err, se, script)
+	}
+	if kids := childrenOfSelf(t); len(kids) != 0 {
+		t.Errorf("children left after a failed start: %+v", kids)
+	}
+	if ents, _ := os.ReadDir(s.OutputDir); len(ents) != 0 {
+		t.Errorf("spool files left: %v", ents)
 	}
 }
 
@@ -489,11 +532,28 @@ func TestWaitContext(t *testing.T) {
 	}
 }
 
+// The peak RSS is the command's own, or 0 when Linux cannot tell it from
+// ours: a small command reports 0 (the kernel's figure, the bound, is our
+// own size), and one that maps more than we ever did reports what it
+// mapped.
 func TestRusage(t *testing.T) {
 	t.Parallel()
 	_, r := run(t, sh(t, `i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done`))
-	if r.UserCPU+r.SysCPU <= 0 || r.MaxRSS < 1024 {
-		t.Errorf("rusage UserCPU %v SysCPU %v MaxRSS %d", r.UserCPU, r.SysCPU, r.MaxRSS)
+	if r.UserCPU+r.SysCPU <= 0 || r.MaxRSS != 0 || r.MaxRSSBound < 1<<20 {
+		t.Errorf("a small command: rusage UserCPU %v SysCPU %v MaxRSS %d bound %d; want some CPU, MaxRSS 0 and a bound",
+			r.UserCPU, r.SysCPU, r.MaxRSS, r.MaxRSSBound)
+	}
+	self, err := selfPeakRSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := self + 64<<20
+	s := newSpec(t, os.Args[0])
+	s.Env = []string{childEnv + "=map", "TASK_TEST_MAP_BYTES=" + strconv.FormatInt(size, 10)}
+	_, r = run(t, s)
+	if r.ExitCode != 0 || r.MaxRSS < size || r.MaxRSS > size+self || r.MaxRSSBound != r.MaxRSS {
+		t.Errorf("a command mapping %d MiB (ours: %d MiB): exit %d, MaxRSS %d MiB, bound %d MiB",
+			size>>20, self>>20, r.ExitCode, r.MaxRSS>>20, r.MaxRSSBound>>20)
 	}
 }
 
