@@ -10,12 +10,16 @@ import (
 	"testing"
 
 	"github.com/execmod/execmod/internal/hosttest"
+	"github.com/execmod/execmod/module/internal/task"
 )
 
 // bins holds modhost and remote-execute, built by TestMain with -race.
 var bins string
 
 func TestMain(m *testing.M) {
+	if task.IsSentinel() { // the module under sdktest re-executes this binary
+		os.Exit(task.RunSentinel(os.Stdin, os.Stderr))
+	}
 	os.Exit(func() int {
 		dir, err := os.MkdirTemp("", "execmod-remote-")
 		if err != nil {

@@ -19,15 +19,36 @@
 //	GET    /remote/openapi.json         the OpenAPI 3 document of all of the above
 //
 // Each command runs in its own process group; timeouts and kills send
-// SIGTERM to the group, then SIGKILL after the grace period. Output is
-// spooled to files (head and tail kept up to max_output_bytes per stream),
-// and every finished result is on disk before it is reported, so results
-// survive a restart of the module and of the host.
+// SIGTERM to the group, then SIGKILL after the grace period. A command
+// that cannot start (not found, not executable, bad cwd, unknown user) is
+// a 400 naming the cause, also when it would have queued. A sentinel
+// process (this binary re-executed) kills the groups of running tasks if
+// the module dies, kill -9 of the module or of the host included, so no
+// command runs on unsupervised; after a restart such tasks are "lost",
+// with their partial output.
+//
+// Everything lives in the module's data directory, which the host creates
+// and hands over as <work_dir>/modules/<name> (name: the modules.json
+// module name, known before the module's id): the task journal
+// tasks.jsonl, each task's output spool under tasks/<id>/ (head and tail
+// kept up to max_output_bytes per stream; none for a silent task) and the
+// audit log audit.jsonl. A finished result is written to the journal
+// before it is reported, so it survives kill -9 of the module and of the
+// host; it is fsynced within 50ms (group commit), which bounds what a
+// power loss can take.
 //
 // Parameters (modules.json): default_timeout (30s), max_timeout (24h),
 // kill_grace_period (10s), max_output_bytes (4MB), max_concurrent
 // (8 × cores), max_queued (64), retention (24h), max_tasks (10000),
-// allow_shell (true), env_allowlist (PATH,LANG,TZ).
+// allow_shell (true), env_allowlist (PATH,LANG,TZ: the module environment
+// variables a task inherits; PATH defaults to the usual system one),
+// max_args (4096 argv entries), max_arg_bytes (1MB of argv and
+// environment), max_stdin (1MB decoded; at most 6MB).
+//
+// Results carry rusage: userMs, sysMs, and maxRssKiB, the command's peak
+// resident set, which is 0 when Linux cannot tell it from the module's own
+// memory (it counts the forking process's until exec); maxRssBoundKiB is
+// the kernel's figure, an upper bound.
 //
 // With the host's --acls, every request is authorized against that
 // Mesos-style policy (package internal/acl: run_remote_commands,
@@ -38,12 +59,13 @@
 //	POST   /remote/policy/check         the /tasks body -> {"allowed","rule","checks"}, runs nothing
 //
 // answers in advance. Every run, signal, kill and refusal, and every
-// task's end, is a line of the hash-chained audit log <DataDir>/audit.jsonl
-// (package module/internal/audit).
+// task's end, is a line of the hash-chained audit log audit.jsonl in the
+// data directory (package module/internal/audit).
 package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"runtime/debug"
@@ -51,12 +73,14 @@ import (
 
 	"github.com/execmod/execmod/internal/acl"
 	"github.com/execmod/execmod/module/internal/remote"
+	"github.com/execmod/execmod/module/internal/task"
 	"github.com/execmod/execmod/sdk"
 )
 
 type module struct {
-	svc  *remote.Service
-	info remote.Info
+	svc      *remote.Service
+	sentinel *task.Sentinel
+	info     remote.Info
 }
 
 var (
@@ -96,8 +120,15 @@ func (m *module) Provision(_ context.Context, env sdk.Env) error {
 	} else {
 		env.Logger.Info("no --acls: every principal may run any command (audited)")
 	}
+	// The sentinel kills the tasks' process groups if this process dies
+	// without stopping them (kill -9 of the module or of the host).
+	if m.sentinel, err = task.StartSentinel("/proc/self/exe"); err != nil {
+		return err
+	}
+	opts = append(opts, remote.WithSentinel(m.sentinel))
 	m.svc, err = remote.Open(env.DataDir, p, base, env.Logger, opts...)
 	if err != nil {
+		m.sentinel.Close()
 		return err
 	}
 	m.info = remote.Info{Release: release(), WorkDir: env.WorkDir, SandboxDir: env.SandboxDir}
@@ -124,12 +155,18 @@ func (m *module) Routes() []sdk.Route { return m.svc.Routes(m.info) }
 
 func (m *module) Metrics() map[string]float64 { return m.svc.Counts() }
 
-// Close kills the running tasks and waits until their results are saved.
+// Close kills the running tasks, waits until their results are saved,
+// then lets the sentinel go.
 func (m *module) Close() error {
 	if m.svc == nil {
 		return nil
 	}
-	return m.svc.Close()
+	return errors.Join(m.svc.Close(), m.sentinel.Close())
 }
 
-func main() { sdk.Serve("remote", &module{}) }
+func main() {
+	if task.IsSentinel() { // this binary, re-executed by task.StartSentinel
+		os.Exit(task.RunSentinel(os.Stdin, os.Stderr))
+	}
+	sdk.Serve("remote", &module{})
+}

@@ -187,7 +187,7 @@ func (s *Service) seedResult(rec record) (map[string]any, error) {
 	if res := rec.Result; res != nil {
 		m["exitCode"], m["signaled"], m["timedOut"], m["killed"] = res.ExitCode, res.Signaled, res.TimedOut, res.Killed
 		m["killEscalated"], m["durationMs"] = res.KillEscalated, res.DurationMs
-		m["rusage"] = map[string]int64{"userMs": res.UserMs, "sysMs": res.SysMs, "maxRssKiB": res.MaxRssKiB}
+		m["rusage"] = map[string]int64{"userMs": res.UserMs, "sysMs": res.SysMs, "maxRssKiB": res.MaxRssKiB, "maxRssBoundKiB": res.MaxRssBoundKiB}
 		if res.Signaled {
 			m["signal"], m["signalNumber"] = res.Signal, res.SignalNumber
 		}
@@ -248,17 +248,7 @@ func inline(o *task.Output, limit int64) (string, string, task.OutputInfo, error
 // pids serves the seed's GET /task.
 func (s *Service) pids(w http.ResponseWriter, r *http.Request) error {
 	principal := sdk.Principal(r)
-	all := s.Pids()
-	pids, ids := make([]int, 0, len(all)), make([]string, 0, len(all))
-	for _, pid := range all {
-		id, err := s.ByPid(pid)
-		if err != nil {
-			continue
-		}
-		if rec, err := s.Get(id); err == nil && s.mayView(principal, &rec).Allowed {
-			pids, ids = append(pids, pid), append(ids, id)
-		}
-	}
+	pids, ids := s.Pids(func(owner string) bool { return s.mayView(principal, &record{Principal: owner}).Allowed })
 	writeJSON(w, http.StatusOK, map[string]any{"pids": pids, "ids": ids})
 	return nil
 }
@@ -417,7 +407,7 @@ func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) error {
 		f.Labels[k] = v
 	}
 	principal := sdk.Principal(r)
-	f.Visible = func(rec *record) bool { return s.mayView(principal, rec).Allowed }
+	f.Visible = func(owner string) bool { return s.mayView(principal, &record{Principal: owner}).Allowed }
 	recs, next := s.List(f)
 	views := make([]taskView, len(recs))
 	for i, r := range recs {
@@ -661,9 +651,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// submit authorizes a request to run cmd, audits it and submits it. An
-// allowed task whose audit line cannot be written is killed: nothing runs
-// unaudited.
+// submit authorizes a request to run cmd, audits it and submits it. The
+// run's audit line is written while the task starts and runs (see
+// Service.Submit); submit returns once it is written. An allowed task
+// whose audit line cannot be written is killed: nothing runs unaudited.
 func (s *Service) submit(r *http.Request, cmd request.Command) (record, bool, error) {
 	principal := sdk.Principal(r)
 	v := s.authorizeRun(principal, &cmd)
@@ -672,10 +663,17 @@ func (s *Service) submit(r *http.Request, cmd request.Command) (record, bool, er
 		_ = s.auditLog(e)
 		return record{}, false, &forbidden{v.denial, v.Rule}
 	}
-	rec, replayed, err := s.Submit(cmd, principal)
+	audited := make(chan error, 1)
+	rec, replayed, err := s.Submit(cmd, principal, func(rec record) {
+		line := e
+		line.TaskID, line.Pid = rec.ID, rec.Pid
+		audited <- s.auditLog(line)
+	})
 	switch {
 	case err != nil:
 		e.Error = err.Error()
+		_ = s.auditLog(e)
+		return record{}, false, err
 	case replayed:
 		// An idempotency key answers with the task it started first,
 		// which may be someone else's.
@@ -687,15 +685,15 @@ func (s *Service) submit(r *http.Request, cmd request.Command) (record, bool, er
 			return record{}, false, ferr
 		}
 		e.Error = "idempotent replay of task " + rec.ID + ": nothing was started"
-	default:
-		e.TaskID, e.Pid = rec.ID, rec.Pid
+		_ = s.auditLog(e)
+		return rec, true, nil
 	}
-	if aerr := s.auditLog(e); aerr != nil && err == nil && !replayed {
+	if aerr := <-audited; aerr != nil {
 		_ = s.Kill(rec.ID)
 		return record{}, false, statusError{http.StatusServiceUnavailable,
 			"the audit log cannot be written, so the task was killed: " + aerr.Error()}
 	}
-	return rec, replayed, err
+	return rec, false, nil
 }
 
 // checkView authorizes reading rec; a denial is audited.

@@ -24,7 +24,17 @@ type Params struct {
 	MaxTasks       int           // max_tasks: finished tasks kept at most (10000)
 	AllowShell     bool          // allow_shell: whether shell:true is allowed (true)
 	EnvAllowlist   []string      // env_allowlist: module environment variables a task inherits (PATH, LANG, TZ)
+	MaxArgs        int           // max_args: argv entries, the program included (4096)
+	MaxArgBytes    int           // max_arg_bytes: argv and environment as execve counts them (1MB)
+	MaxStdin       int           // max_stdin: decoded stdin of POST /tasks (1MB)
 }
+
+// The most max_stdin and max_arg_bytes may be: what fits in a request
+// body (maxBody, with stdin in base64).
+const (
+	maxStdinLimit    = maxBody / 4 * 3
+	maxArgBytesLimit = maxBody
+)
 
 // DefaultParams are the parameters' defaults.
 func DefaultParams() Params {
@@ -39,6 +49,9 @@ func DefaultParams() Params {
 		MaxTasks:       10000,
 		AllowShell:     true,
 		EnvAllowlist:   []string{"PATH", "LANG", "TZ"},
+		MaxArgs:        request.DefaultMaxArgs,
+		MaxArgBytes:    request.DefaultMaxArgBytes,
+		MaxStdin:       request.DefaultMaxStdin,
 	}
 }
 
@@ -103,6 +116,19 @@ func ParseParams(kv map[string]string) (Params, error) {
 				break
 			}
 			p.AllowShell = b
+		case "max_args":
+			count(name, v, &p.MaxArgs, 1)
+		case "max_arg_bytes", "max_stdin":
+			n, err := parseBytes(v)
+			lo, hi, dst := int64(1), int64(maxArgBytesLimit), &p.MaxArgBytes
+			if name == "max_stdin" {
+				hi, dst = maxStdinLimit, &p.MaxStdin
+			}
+			if err != nil || n < lo || n > hi {
+				bad(name, v, fmt.Sprintf("a size from %d to %d bytes (e.g. 1MB; a request body holds at most %d)", lo, hi, maxBody))
+				break
+			}
+			*dst = int(n)
 		case "env_allowlist":
 			p.EnvAllowlist = nil
 			for _, n := range strings.Split(v, ",") {
@@ -112,7 +138,8 @@ func ParseParams(kv map[string]string) (Params, error) {
 			}
 		default:
 			errs = append(errs, fmt.Errorf("unknown parameter %q (known: default_timeout, max_timeout, kill_grace_period, "+
-				"max_output_bytes, max_concurrent, max_queued, retention, max_tasks, allow_shell, env_allowlist)", name))
+				"max_output_bytes, max_concurrent, max_queued, retention, max_tasks, allow_shell, env_allowlist, "+
+				"max_args, max_arg_bytes, max_stdin)", name))
 		}
 	}
 	if p.DefaultTimeout > p.MaxTimeout {
@@ -141,5 +168,6 @@ func parseBytes(s string) (int64, error) {
 
 // limits are the request decoders' limits under these parameters.
 func (p Params) limits() request.Limits {
-	return request.Limits{MaxTimeout: p.MaxTimeout, AllowShell: p.AllowShell}
+	return request.Limits{MaxTimeout: p.MaxTimeout, AllowShell: p.AllowShell,
+		MaxArgs: p.MaxArgs, MaxArgBytes: p.MaxArgBytes, MaxStdin: p.MaxStdin}
 }

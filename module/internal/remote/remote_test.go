@@ -3,7 +3,6 @@ package remote
 import (
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +35,21 @@ func TestParseParams(t *testing.T) {
 	if _, err := ParseParams(map[string]string{"default_timeout": "2h", "max_timeout": "1h"}); err == nil {
 		t.Error("default_timeout above max_timeout accepted")
 	}
+	// The request limits the decoders' messages name are parameters.
+	p, err = ParseParams(map[string]string{"max_args": "3", "max_arg_bytes": "2KB", "max_stdin": "100"})
+	if lim := p.limits(); err != nil || lim.MaxArgs != 3 || lim.MaxArgBytes != 2048 || lim.MaxStdin != 100 {
+		t.Errorf("limits = %+v, %v", lim, err)
+	}
+	_, err = request.Task([]byte(`{"command":"a","arguments":["b","c","d"]}`), p.limits())
+	if err == nil || !strings.Contains(err.Error(), "above the maximum of 3 (parameter max_args)") {
+		t.Errorf("4 args under max_args=3: %v", err)
+	}
+	_, err = ParseParams(map[string]string{"max_args": "0", "max_arg_bytes": "9MB", "max_stdin": "7MB"})
+	for _, want := range []string{`max_args: "0"`, `max_arg_bytes: "9MB"`, `max_stdin: "7MB"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
 }
 
 func open(t *testing.T, dir string, p Params) *Service {
@@ -50,7 +64,7 @@ func open(t *testing.T, dir string, p Params) *Service {
 
 func run(t *testing.T, s *Service, args ...string) record {
 	t.Helper()
-	rec, _, err := s.Submit(request.Command{Path: args[0], Args: args}, "")
+	rec, _, err := s.Submit(request.Command{Path: args[0], Args: args}, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +105,10 @@ func TestRecoverLost(t *testing.T) {
 	now := time.Now().UTC()
 	stale := &record{Version: recordVersion, ID: newID(now), State: Running, Pid: 1 << 22, Pgid: 1 << 22,
 		Command: "sleep", Arguments: []string{"sleep", "300"}, CreatedAt: now, StartedAt: &now}
-	if err := os.MkdirAll(s.taskDir(stale.ID), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.save(stale); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(s.taskDir(stale.ID), "junk"), nil, 0o600); err != nil {
+	s.mu.Lock()
+	err := s.putLocked(&entry{id: stale.ID}, stale)
+	s.mu.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

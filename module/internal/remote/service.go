@@ -1,3 +1,22 @@
+// Package remote is the remote-execution module's service and HTTP API:
+// it runs tasks (package task), keeps their records in a journal under the
+// module's data directory (<work_dir>/modules/<name>, handed over by the
+// host), authorizes and audits every request, and serves the seed's
+// routes and the REST ones.
+//
+// # Files
+//
+//	<data dir>/tasks.jsonl        the task journal (see journal)
+//	<data dir>/tasks/<id>/        a task's output spool, made at its first byte
+//	<data dir>/audit.jsonl        the audit log (package audit)
+//
+// # Memory
+//
+// The service keeps a compact index entry per task (id, pid, state, end
+// time, owner, labels, idempotency key and where its record is in the
+// journal) in id order, which is creation order; full records of finished
+// tasks are read from the journal when a request needs them. Only queued
+// and running tasks have their full record in memory.
 package remote
 
 import (
@@ -9,6 +28,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -38,16 +58,25 @@ type Service struct {
 	env []string // the base environment of every task
 	log *slog.Logger
 
-	acls  *acl.ACLs  // nil: everything is allowed
-	audit *audit.Log // <dir>/audit.jsonl
+	acls     *acl.ACLs  // nil: everything is allowed
+	audit    *audit.Log // <dir>/audit.jsonl
+	sentinel *task.Sentinel
+	journal  *journal
+	ended    chan struct{} // closed: the done and start of every finished task
 
 	mu      sync.Mutex
 	tasks   map[string]*entry
-	byPid   map[int]string // pid -> newest task with it
-	byKey   map[string]string
-	running int
+	order   []*entry // by id (creation); entries marked gone are skipped
+	gone    int      // entries of order marked gone
+	byPid   map[int]*entry
+	pidList []int // the keys of byPid, ascending
+	byKey   map[string]*entry
+	owners  map[string]string // interned principals
+	live    int64             // journal bytes of the retained tasks' latest lines
+	running int               // started, or slots reserved for a start
 	queue   []*entry
 	closed  bool
+	lastID  string
 	stats   stats
 
 	wg       sync.WaitGroup // task watchers and the janitor
@@ -55,16 +84,29 @@ type Service struct {
 	janitorC chan struct{} // pokes the janitor (max_tasks exceeded)
 }
 
-// entry is a task in memory. rec is guarded by Service.mu; done is closed
-// once the task has ended and its final record is on disk.
+// entry is a task in the index. Its fields are guarded by Service.mu.
 type entry struct {
-	rec    *record
-	t      *task.Task // while running
-	env    []string   // while queued: the environment to start with
-	stdin  []byte
-	done   chan struct{}
-	start  chan struct{} // closed when it leaves the queue (started or not)
-	cancel bool          // killed while queued
+	id        string
+	state     State
+	pid       int
+	ended     time.Time // or the creation time when it never ran
+	principal string
+	key       string
+	labels    map[string]string
+	off       int64 // its latest journal line
+	n         int32 // 0: not in the journal (its record is in run)
+	gone      bool
+	run       *live // while queued or running (and when its final record could not be written)
+}
+
+// live is what a queued or running task has in memory.
+type live struct {
+	rec     *record
+	prep    *task.Prepared // while queued
+	t       *task.Task     // while running
+	done    chan struct{}  // closed once it has ended and its final record is written
+	start   chan struct{}  // closed when it leaves the queue (started or not)
+	audited chan struct{}  // closed once its run line is in the audit log (or failed)
 }
 
 type stats struct {
@@ -79,6 +121,11 @@ type Option func(*Service)
 // allows everything, as without the option).
 func WithACLs(a *acl.ACLs) Option { return func(s *Service) { s.acls = a } }
 
+// WithSentinel makes every task's process group known to sn, which kills
+// the groups left if the module dies (see task.Sentinel). The caller
+// starts sn and closes it after Close.
+func WithSentinel(sn *task.Sentinel) Option { return func(s *Service) { s.sentinel = sn } }
+
 // Open loads the tasks under dir (creating it if needed), opens the audit
 // log <dir>/audit.jsonl, marks tasks that were running when the module
 // last stopped as lost (killing what is left of their process groups),
@@ -89,11 +136,12 @@ func Open(dir string, p Params, env []string, log *slog.Logger, opts ...Option) 
 		return nil, fmt.Errorf("remote: %w", err)
 	}
 	s := &Service{
-		p: p, dir: dir, env: env, log: log,
-		tasks: map[string]*entry{}, byPid: map[int]string{}, byKey: map[string]string{},
+		p: p, dir: dir, env: env, log: log, ended: make(chan struct{}),
+		tasks: map[string]*entry{}, byPid: map[int]*entry{}, byKey: map[string]*entry{}, owners: map[string]string{},
 		stopJan: make(chan struct{}), janitorC: make(chan struct{}, 1),
 		stats: stats{byState: map[State]int64{}},
 	}
+	close(s.ended)
 	for _, o := range opts {
 		o(s)
 	}
@@ -102,122 +150,374 @@ func Open(dir string, p Params, env []string, log *slog.Logger, opts ...Option) 
 		return nil, err
 	}
 	s.audit = a
-	if err := s.recover(); err != nil {
+	j, lines, err := openJournal(dir, log)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	s.journal = j
+	if err := s.recover(lines); err != nil {
+		j.close()
 		a.Close()
 		return nil, err
 	}
 	s.evict(time.Now())
+	// Loading made garbage in proportion to the journal; the index is
+	// what stays. Give the rest back now rather than at the scavenger's
+	// pace.
+	debug.FreeOSMemory()
 	s.wg.Add(1)
 	go s.janitor()
 	return s, nil
 }
 
-// recover loads every task record; a task that was queued or running is
-// lost: its leftover processes are killed and its partial output kept.
-func (s *Service) recover() error {
-	ents, err := os.ReadDir(filepath.Join(s.dir, "tasks"))
-	if err != nil {
-		return fmt.Errorf("remote: %w", err)
+// recover indexes the journal's lines and imports legacy records; a task
+// that was queued or running is lost: its leftover processes are killed
+// and its partial output kept.
+func (s *Service) recover(lines []line) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	latest := map[string]line{}
+	for _, l := range lines {
+		latest[l.rec.ID] = l
 	}
-	for _, de := range ents {
-		if !de.IsDir() || !validID(de.Name()) {
+	imported, err := s.importLegacyLocked(latest)
+	if err != nil {
+		return err
+	}
+	ids := slices.Sorted(maps.Keys(latest))
+	for _, id := range ids {
+		l := latest[id]
+		if l.rec.Purged {
 			continue
 		}
-		dir := filepath.Join(s.dir, "tasks", de.Name())
-		rec, err := load(dir)
-		if err != nil {
-			s.log.Warn("skipping an unreadable task record", "dir", dir, "error", err)
-			continue
+		e := &entry{id: id, off: l.off, n: l.n}
+		s.describe(e, l.rec)
+		s.tasks[id], s.order = e, append(s.order, e)
+		s.live += int64(l.n)
+		s.indexLocked(e)
+		if !l.rec.State.Final() {
+			s.markLostLocked(e, l.rec)
 		}
-		if !rec.State.Final() {
-			killed := 0
-			if rec.Pgid > 0 {
-				killed, _ = task.KillGroup(rec.Pgid, rec.StartTicks)
-			}
-			now := time.Now().UTC()
-			prev := rec.State
-			rec.State, rec.EndedAt = Lost, &now
-			rec.Error = fmt.Sprintf("the module stopped while the task was %s; %d leftover process(es) of its group were killed when it restarted; partial output is kept", prev, killed)
-			if err := s.save(rec); err != nil {
-				return err
-			}
-			s.stats.lost++
-			s.log.Warn("task lost: the module stopped while it ran", "id", rec.ID, "pid", rec.Pid, "killed_leftovers", killed)
-			s.auditEnd(*rec, 0, 0)
+	}
+	if len(ids) > 0 {
+		s.lastID = ids[len(ids)-1]
+	}
+	if imported > 0 {
+		if err := s.journal.f.Sync(); err != nil {
+			return fmt.Errorf("remote: %w", err)
 		}
-		e := &entry{rec: rec, done: make(chan struct{}), start: make(chan struct{})}
-		close(e.done)
-		close(e.start)
-		s.index(e)
+		for id, l := range latest {
+			if l.rec.Purged {
+				continue
+			}
+			if err := os.Remove(filepath.Join(s.taskDir(id), legacyName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.log.Warn("could not remove an imported legacy task record", "id", id, "error", err)
+			}
+		}
+		s.log.Info("imported the task records of an earlier release into the journal", "tasks", imported, "journal", s.journal.path)
 	}
 	return nil
 }
 
-// index adds e to the maps; ids sort by creation, so the newest task with
-// a pid wins.
-func (s *Service) index(e *entry) {
-	s.tasks[e.rec.ID] = e
-	if e.rec.Pid > 0 {
-		if cur, ok := s.byPid[e.rec.Pid]; !ok || cur < e.rec.ID {
-			s.byPid[e.rec.Pid] = e.rec.ID
-		}
+// importLegacyLocked appends the records of earlier releases
+// (<dir>/tasks/<id>/task.json) that the journal lacks and adds them to
+// latest.
+func (s *Service) importLegacyLocked(latest map[string]line) (int, error) {
+	d, err := os.Open(filepath.Join(s.dir, "tasks"))
+	if err != nil {
+		return 0, fmt.Errorf("remote: %w", err)
 	}
-	if e.rec.IdempotencyKey != "" {
-		s.byKey[e.rec.IdempotencyKey] = e.rec.ID
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return 0, fmt.Errorf("remote: %w", err)
+	}
+	n := 0
+	for _, id := range names {
+		if !validID(id) {
+			continue
+		}
+		rec, err := loadLegacy(s.taskDir(id))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // a spool only
+		}
+		if err != nil {
+			s.log.Warn("skipping an unreadable task record", "dir", s.taskDir(id), "error", err)
+			continue
+		}
+		if _, ok := latest[id]; ok {
+			continue // imported already; its file was not removed
+		}
+		b, err := encodeRecord(rec)
+		if err != nil {
+			return n, err
+		}
+		off, err := s.journal.append(b)
+		if err != nil {
+			return n, err
+		}
+		latest[id] = line{rec: rec, off: off, n: int32(len(b))}
+		n++
+	}
+	return n, nil
+}
+
+// markLostLocked ends a task the module was running when it stopped.
+func (s *Service) markLostLocked(e *entry, rec *record) {
+	killed := 0
+	if rec.Pgid > 0 {
+		killed, _ = task.KillGroup(rec.Pgid, rec.StartTicks)
+	}
+	now := time.Now().UTC()
+	prev := rec.State
+	rec.State, rec.EndedAt = Lost, &now
+	rec.Error = fmt.Sprintf("the module stopped while the task was %s; %d leftover process(es) of its group were killed when it restarted; partial output is kept", prev, killed)
+	if err := s.putLocked(e, rec); err != nil {
+		s.log.Error("could not record a lost task", "id", rec.ID, "error", err)
+	}
+	s.stats.lost++
+	s.log.Warn("task lost: the module stopped while it ran", "id", rec.ID, "pid", rec.Pid, "killed_leftovers", killed)
+	s.auditEnd(*rec, 0, 0)
+}
+
+// describe copies into e what the index keeps of rec.
+func (s *Service) describe(e *entry, rec *record) {
+	e.state, e.pid, e.key = rec.State, rec.Pid, rec.IdempotencyKey
+	e.labels = rec.Labels
+	if len(e.labels) == 0 {
+		e.labels = nil
+	}
+	owner, ok := s.owners[rec.Principal]
+	if !ok {
+		owner = rec.Principal
+		s.owners[owner] = owner
+	}
+	e.principal = owner
+	e.ended = rec.CreatedAt
+	if rec.EndedAt != nil {
+		e.ended = *rec.EndedAt
 	}
 }
 
-// Submit starts cmd now, or queues it when max_concurrent tasks are
-// running (ErrBusy when the queue is full too). A command that cannot start
-// is an error of class *task.StartError and leaves nothing behind. With an
-// idempotency key already used, it returns that task and replayed=true.
-func (s *Service) Submit(cmd request.Command, principal string) (rec record, replayed bool, err error) {
+// putLocked writes rec as e's latest journal line and updates the index.
+// A final record is fsynced soon after, off the caller's path (see
+// journal). s.mu is held.
+func (s *Service) putLocked(e *entry, rec *record) error {
+	s.describe(e, rec)
+	b, err := encodeRecord(rec)
+	if err != nil {
+		return err
+	}
+	off, err := s.journal.append(b)
+	if err != nil {
+		return err
+	}
+	s.live += int64(len(b)) - int64(e.n)
+	e.off, e.n = off, int32(len(b))
+	if rec.State.Final() {
+		s.journal.requestSync()
+	}
+	return nil
+}
+
+// indexLocked adds e to the pid and key maps; the newest task with a pid
+// wins.
+func (s *Service) indexLocked(e *entry) {
+	if e.pid > 0 {
+		cur, ok := s.byPid[e.pid]
+		if !ok {
+			i, _ := slices.BinarySearch(s.pidList, e.pid)
+			s.pidList = slices.Insert(s.pidList, i, e.pid)
+		}
+		if !ok || cur.id < e.id {
+			s.byPid[e.pid] = e
+		}
+	}
+	if e.key != "" {
+		s.byKey[e.key] = e
+	}
+}
+
+// forgetLocked removes e from the index (its journal line stays until a
+// purge line or compaction).
+func (s *Service) forgetLocked(e *entry) {
+	if e.gone {
+		return
+	}
+	e.gone = true
+	s.gone++
+	delete(s.tasks, e.id)
+	s.live -= int64(e.n)
+	if s.byPid[e.pid] == e {
+		delete(s.byPid, e.pid)
+		if i, ok := slices.BinarySearch(s.pidList, e.pid); ok {
+			s.pidList = slices.Delete(s.pidList, i, i+1)
+		}
+	}
+	if e.key != "" && s.byKey[e.key] == e {
+		delete(s.byKey, e.key)
+	}
+	if s.gone > 1024 && s.gone > len(s.order)/2 {
+		s.order = slices.DeleteFunc(s.order, func(e *entry) bool { return e.gone })
+		s.gone = 0
+	}
+}
+
+// purgeLocked forgets e and writes its purge line.
+func (s *Service) purgeLocked(e *entry) {
+	s.forgetLocked(e)
+	b, _ := encodeRecord(&record{Version: recordVersion, ID: e.id, Purged: true})
+	if _, err := s.journal.append(b); err != nil {
+		s.log.Warn("could not record the purge of a task; it may reappear after a restart", "id", e.id, "error", err)
+	}
+}
+
+// newIDLocked returns a fresh task id that sorts after every earlier one.
+func (s *Service) newIDLocked(now time.Time) string {
+	id := newID(now)
+	if id <= s.lastID {
+		id = nextID(s.lastID)
+	}
+	s.lastID = id
+	return id
+}
+
+// Submit checks cmd (the executable, working directory and user, as
+// task.Prepare does) and starts it now, or queues it when max_concurrent
+// tasks are running (ErrBusy when the queue is full too). A command that
+// cannot start is an error of class *task.StartError and leaves nothing
+// behind, whether it would have started or queued. With an idempotency key
+// already used, it returns that task and replayed=true.
+//
+// accepted (nil: none) is called, on a goroutine of its own and while the
+// task runs, with the record of a task Submit accepted (started or
+// queued): the HTTP layer writes the run's audit line there, so its fsync
+// overlaps the command instead of preceding it. The task's end line waits
+// until accepted has returned, so the audit log keeps the run before the
+// end.
+func (s *Service) Submit(cmd request.Command, principal string, accepted func(record)) (rec record, replayed bool, err error) {
+	for {
+		rec, replayed, retry, err := s.trySubmit(cmd, principal, accepted)
+		if !retry {
+			return rec, replayed, err
+		}
+	}
+}
+
+// accept runs the accepted callback, then lets the task's end be audited.
+func accept(lv *live, rec record, accepted func(record)) {
+	if accepted != nil {
+		accepted(rec)
+	}
+	close(lv.audited)
+}
+
+// trySubmit is one attempt of Submit; retry says the key's task failed to
+// start meanwhile, so the key is free again.
+func (s *Service) trySubmit(cmd request.Command, principal string, accepted func(record)) (rec record, replayed, retry bool, err error) {
 	now := time.Now().UTC()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return record{}, false, false, ErrClosed
+	}
+	if e := s.byKey[cmd.IdempotencyKey]; cmd.IdempotencyKey != "" && e != nil {
+		s.mu.Unlock()
+		return s.replay(e)
+	}
+	id := s.newIDLocked(now)
+	s.mu.Unlock()
+
 	timeout := cmp.Or(cmd.Timeout, s.p.DefaultTimeout)
 	grace := cmd.Grace
 	if grace == 0 {
 		grace = s.p.KillGrace
 	}
+	prep, err := task.Prepare(task.Spec{
+		Path: cmd.Path, Args: cmd.Args, Env: s.taskEnv(cmd.Env), Dir: cmd.Cwd, User: cmd.User, Stdin: cmd.Stdin,
+		Timeout: timeout, Grace: grace, OutputDir: s.taskDir(id), MaxOutput: s.p.MaxOutput, Sentinel: s.sentinel,
+	})
+	if err != nil {
+		return record{}, false, false, err
+	}
 	r := &record{
-		Version: recordVersion, ID: newID(now), State: Queued,
+		Version: recordVersion, ID: id, State: Queued,
 		Command: cmd.Path, Arguments: cmd.Args, Shell: cmd.Shell, Cwd: cmd.Cwd, User: cmd.User,
 		EnvKeys: slices.Sorted(maps.Keys(cmd.Env)), Labels: cmd.Labels, IdempotencyKey: cmd.IdempotencyKey,
 		Principal: principal, TimeoutMs: timeout.Milliseconds(), GraceMs: grace.Milliseconds(), CreatedAt: now,
 	}
-	e := &entry{rec: r, env: s.taskEnv(cmd.Env), stdin: cmd.Stdin, done: make(chan struct{}), start: make(chan struct{})}
+	e := &entry{id: id, run: &live{rec: r, prep: prep, done: make(chan struct{}), start: make(chan struct{}), audited: make(chan struct{})}}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-		return record{}, false, ErrClosed
-	case cmd.IdempotencyKey != "" && s.byKey[cmd.IdempotencyKey] != "":
-		return *s.tasks[s.byKey[cmd.IdempotencyKey]].rec, true, nil
+		s.mu.Unlock()
+		return record{}, false, false, ErrClosed
+	case cmd.IdempotencyKey != "" && s.byKey[cmd.IdempotencyKey] != nil:
+		other := s.byKey[cmd.IdempotencyKey]
+		s.mu.Unlock()
+		return s.replay(other)
 	case s.running >= s.p.MaxConcurrent && len(s.queue) >= s.p.MaxQueued:
 		s.stats.rejectedBusy++
-		return record{}, false, ErrBusy
+		s.mu.Unlock()
+		return record{}, false, false, ErrBusy
 	}
-	if err := os.MkdirAll(s.taskDir(r.ID), 0o700); err != nil {
-		return record{}, false, fmt.Errorf("remote: %w", err)
-	}
-	if s.running < s.p.MaxConcurrent {
-		if err := s.startLocked(e); err != nil {
-			os.RemoveAll(s.taskDir(r.ID))
-			return record{}, false, err
-		}
+	s.describe(e, r)
+	startNow := s.running < s.p.MaxConcurrent
+	if startNow {
+		s.running++ // the slot is ours; the fork happens unlocked
 	} else {
-		if err := s.save(r); err != nil {
-			os.RemoveAll(s.taskDir(r.ID))
-			return record{}, false, err
+		if err := s.putLocked(e, r); err != nil {
+			s.mu.Unlock()
+			return record{}, false, false, err
 		}
 		s.queue = append(s.queue, e)
 	}
-	s.index(e)
-	return *r, false, nil
+	s.tasks[id], s.order = e, append(s.order, e)
+	s.indexLocked(e)
+	out, lv := *r, e.run
+	s.mu.Unlock()
+	if !startNow {
+		go accept(lv, out, accepted)
+		return out, false, false, nil
+	}
+	if err := s.launch(e); err != nil {
+		return record{}, false, false, err
+	}
+	s.mu.Lock()
+	out = *lv.rec
+	s.mu.Unlock()
+	go accept(lv, out, accepted)
+	return out, false, false, nil
+}
+
+// replay answers a request whose idempotency key names e: once e has left
+// the queue or started, its record; retry if it failed to start and was
+// forgotten.
+func (s *Service) replay(e *entry) (record, bool, bool, error) {
+	s.mu.Lock()
+	start := s.ended
+	if e.run != nil {
+		start = e.run.start
+	}
+	s.mu.Unlock()
+	<-start // a start is a fork and an exec: short
+	s.mu.Lock()
+	gone := e.gone
+	s.mu.Unlock()
+	if gone {
+		return record{}, false, true, nil
+	}
+	rec, err := s.getEntry(e)
+	return rec, err == nil, false, err
 }
 
 // taskEnv is the base environment with the request's variables over it.
 func (s *Service) taskEnv(extra map[string]string) []string {
+	if len(extra) == 0 {
+		return s.env
+	}
 	env := slices.Clone(s.env)
 	for _, k := range slices.Sorted(maps.Keys(extra)) {
 		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, k+"=") })
@@ -226,57 +526,121 @@ func (s *Service) taskEnv(extra map[string]string) []string {
 	return env
 }
 
-// startLocked starts e's process and its watcher. s.mu is held.
-func (s *Service) startLocked(e *entry) error {
-	r := e.rec
-	t, err := task.Start(task.Spec{
-		Path: r.Command, Args: r.Arguments, Env: e.env, Dir: r.Cwd, User: r.User, Stdin: e.stdin,
-		Timeout: time.Duration(r.TimeoutMs) * time.Millisecond, Grace: time.Duration(r.GraceMs) * time.Millisecond,
-		OutputDir: s.taskDir(r.ID), MaxOutput: s.p.MaxOutput,
-	})
-	if err != nil {
-		return err
+// launch starts first, which holds a reserved slot (s.running counts
+// it), without s.mu, and then the queued tasks a failed start makes room
+// for. A task that was never queued and fails to start is forgotten and
+// its error returned (it is the request's answer); a queued one ends
+// failed_to_start.
+func (s *Service) launch(first *entry) error {
+	var firstErr error
+	for next := []*entry{first}; len(next) > 0; {
+		e := next[0]
+		next = next[1:]
+		more, err := s.startOne(e)
+		next = append(next, more...)
+		if e == first {
+			firstErr = err
+		}
 	}
-	started := time.Now().UTC()
-	r.State, r.Pid, r.Pgid, r.StartTicks, r.StartedAt = Running, t.Pid(), t.Pgid(), t.StartTicks(), &started
-	e.t, e.env, e.stdin = t, nil, nil
-	if err := s.save(r); err != nil {
-		// Not on disk, so it could outlive a crash unrecorded: stop it.
-		t.Kill()
-		_, _ = t.Wait(context.Background())
-		return err
-	}
-	close(e.start)
-	s.running++
-	s.stats.started++
-	s.wg.Add(1)
-	go s.watch(e, t)
-	return nil
+	return firstErr
 }
 
-// watch waits for a task to end, persists its result, then reports it.
-func (s *Service) watch(e *entry, t *task.Task) {
+// startOne starts e (see launch) and returns the queued tasks whose
+// slots its failure freed.
+func (s *Service) startOne(e *entry) ([]*entry, error) {
+	s.mu.Lock()
+	lv := e.run
+	prep, queued := lv.prep, e.n > 0
+	s.mu.Unlock()
+	t, err := prep.Start()
+	s.mu.Lock()
+	lv.prep = nil
+	if err != nil {
+		s.running--
+		more := s.popQueuedLocked()
+		if !queued {
+			s.forgetLocked(e)
+			s.mu.Unlock()
+			close(lv.start)
+			close(lv.done)
+			close(lv.audited)
+			return more, err
+		}
+		now := time.Now().UTC()
+		lv.rec.State, lv.rec.EndedAt, lv.rec.Error = FailedToStart, &now, err.Error()
+		if perr := s.putLocked(e, lv.rec); perr != nil {
+			s.log.Error("could not persist a task's failure to start", "id", e.id, "error", perr)
+		}
+		s.stats.failedToStart++
+		s.stats.byState[FailedToStart]++
+		rec := *lv.rec
+		e.run = nil
+		s.mu.Unlock()
+		close(lv.start)
+		<-lv.audited
+		s.auditEnd(rec, 0, 0)
+		close(lv.done)
+		return more, nil
+	}
+	started := time.Now().UTC()
+	r := lv.rec
+	r.State, r.Pid, r.Pgid, r.StartTicks, r.StartedAt = Running, t.Pid(), t.Pgid(), t.StartTicks(), &started
+	lv.t = t
+	if perr := s.putLocked(e, r); perr != nil {
+		s.log.Error("could not persist a running task's record; the sentinel still kills it if the module dies", "id", e.id, "error", perr)
+	}
+	s.indexLocked(e)
+	s.stats.started++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	close(lv.start)
+	go s.watch(e, lv, t)
+	return nil, nil
+}
+
+// popQueuedLocked takes queued tasks off the queue while there is room,
+// reserving their slots; the caller launches them. s.mu is held.
+func (s *Service) popQueuedLocked() []*entry {
+	var out []*entry
+	for s.running < s.p.MaxConcurrent && len(s.queue) > 0 && !s.closed {
+		e := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.running++
+		out = append(out, e)
+	}
+	return out
+}
+
+// watch waits for a task to end, persists its result, audits its end,
+// then reports it.
+func (s *Service) watch(e *entry, lv *live, t *task.Task) {
 	defer s.wg.Done()
 	res, _ := t.Wait(context.Background())
+	<-lv.audited // the run line comes before the end line
 
 	s.mu.Lock()
-	r := *e.rec
-	s.mu.Unlock()
+	r := *lv.rec
 	finish(&r, res)
-	if err := s.save(&r); err != nil {
+	err := s.putLocked(e, &r)
+	lv.rec, lv.t = &r, nil
+	if err == nil {
+		e.run = nil // from now on its record is read from the journal
+	} else {
 		s.log.Error("could not persist a task's result; it is reported but will not survive a restart", "id", r.ID, "error", err)
 	}
-	s.auditEnd(r, t.Stdout().Info().Total, t.Stderr().Info().Total)
-
-	s.mu.Lock()
-	e.rec, e.t = &r, nil // from now on its output is read from disk
 	s.running--
 	s.stats.finished++
 	s.stats.byState[r.State]++
-	s.startQueuedLocked()
+	next := s.popQueuedLocked()
+	over := len(s.tasks)-s.running-len(s.queue) > s.p.MaxTasks
 	s.mu.Unlock()
-	close(e.done)
-	if s.overCapacity() {
+	s.auditEnd(r, t.Stdout().Info().Total, t.Stderr().Info().Total)
+	close(lv.done)
+	for _, q := range next {
+		_ = s.launch(q)
+	}
+	if over {
 		select {
 		case s.janitorC <- struct{}{}:
 		default:
@@ -292,7 +656,8 @@ func finish(r *record, res task.Result) {
 		ExitCode: res.ExitCode, Signaled: res.Signaled, TimedOut: res.TimedOut, Killed: res.Killed,
 		KillEscalated: res.KillEscalated, OutputCut: res.OutputCut,
 		DurationMs: res.EndedAt.Sub(res.StartedAt).Milliseconds(),
-		UserMs:     res.UserCPU.Milliseconds(), SysMs: res.SysCPU.Milliseconds(), MaxRssKiB: res.MaxRSS >> 10,
+		UserMs:     res.UserCPU.Milliseconds(), SysMs: res.SysCPU.Milliseconds(),
+		MaxRssKiB: res.MaxRSS >> 10, MaxRssBoundKiB: res.MaxRSSBound >> 10,
 	}
 	if res.Signaled {
 		r.Result.Signal, r.Result.SignalNumber = request.SignalName(res.Signal), int(res.Signal)
@@ -309,31 +674,8 @@ func finish(r *record, res task.Result) {
 	}
 }
 
-// startQueuedLocked starts queued tasks while there is room. s.mu is held.
-func (s *Service) startQueuedLocked() {
-	for s.running < s.p.MaxConcurrent && len(s.queue) > 0 && !s.closed {
-		e := s.queue[0]
-		s.queue = s.queue[1:]
-		if err := s.startLocked(e); err != nil {
-			now := time.Now().UTC()
-			e.rec.State, e.rec.EndedAt, e.rec.Error = FailedToStart, &now, err.Error()
-			_ = s.save(e.rec)
-			s.auditEnd(*e.rec, 0, 0)
-			s.stats.failedToStart++
-			close(e.start)
-			close(e.done)
-		}
-	}
-}
-
-// overCapacity reports whether more finished tasks are kept than max_tasks.
-func (s *Service) overCapacity() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.tasks)-s.running-len(s.queue) > s.p.MaxTasks
-}
-
-// janitor enforces retention: every minute, and when max_tasks is passed.
+// janitor enforces retention: every minute, and when max_tasks is passed;
+// it also compacts the journal.
 func (s *Service) janitor() {
 	defer s.wg.Done()
 	tick := time.NewTicker(time.Minute)
@@ -346,6 +688,7 @@ func (s *Service) janitor() {
 		case <-s.janitorC:
 		}
 		s.evict(time.Now())
+		s.compactIfWorth()
 	}
 }
 
@@ -354,22 +697,16 @@ func (s *Service) janitor() {
 // tasks are never removed.
 func (s *Service) evict(now time.Time) {
 	s.mu.Lock()
-	var finished []*entry
-	for _, e := range s.tasks {
-		if e.rec.State.Final() {
-			finished = append(finished, e)
-		}
-	}
-	slices.SortFunc(finished, func(a, b *entry) int { return strings.Compare(a.rec.ID, b.rec.ID) })
+	finished := len(s.tasks) - s.running - len(s.queue)
 	var gone []string
-	for i, e := range finished {
-		ended := e.rec.CreatedAt
-		if e.rec.EndedAt != nil {
-			ended = *e.rec.EndedAt
+	for _, e := range s.order {
+		if e.gone || e.run != nil || !e.state.Final() {
+			continue
 		}
-		if now.Sub(ended) >= s.p.Retention || len(finished)-i > s.p.MaxTasks {
-			gone = append(gone, e.rec.ID)
-			s.forgetLocked(e)
+		if finished > s.p.MaxTasks || now.Sub(e.ended) >= s.p.Retention {
+			gone = append(gone, e.id)
+			s.purgeLocked(e)
+			finished--
 		}
 	}
 	s.mu.Unlock()
@@ -383,14 +720,32 @@ func (s *Service) evict(now time.Time) {
 	}
 }
 
-func (s *Service) forgetLocked(e *entry) {
-	delete(s.tasks, e.rec.ID)
-	if s.byPid[e.rec.Pid] == e.rec.ID {
-		delete(s.byPid, e.rec.Pid)
+// compactIfWorth rewrites the journal when less than half of it is the
+// retained tasks' latest lines.
+func (s *Service) compactIfWorth() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size := s.journal.Size()
+	if size < 1<<20 || size < 2*s.live {
+		return
 	}
-	if e.rec.IdempotencyKey != "" && s.byKey[e.rec.IdempotencyKey] == e.rec.ID {
-		delete(s.byKey, e.rec.IdempotencyKey)
+	var keep []*entry
+	var lines []line
+	for _, e := range s.order {
+		if !e.gone && e.n > 0 {
+			keep = append(keep, e)
+			lines = append(lines, line{off: e.off, n: e.n})
+		}
 	}
+	offs, err := s.journal.compact(lines)
+	if err != nil {
+		s.log.Warn("could not compact the task journal", "error", err)
+		return
+	}
+	for i, e := range keep {
+		e.off = offs[i]
+	}
+	s.log.Debug("compacted the task journal", "from_bytes", size, "to_bytes", s.journal.Size())
 }
 
 // lookup returns the entry for id.
@@ -404,33 +759,77 @@ func (s *Service) lookup(id string) (*entry, error) {
 	return e, nil
 }
 
+// getEntry returns e's record now: from memory while it runs, else from
+// the journal.
+func (s *Service) getEntry(e *entry) (record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recordLocked(e)
+}
+
+func (s *Service) recordLocked(e *entry) (record, error) {
+	if e.gone {
+		return record{}, fmt.Errorf("%w %q", ErrNotFound, e.id)
+	}
+	if e.run != nil {
+		return *e.run.rec, nil
+	}
+	b, err := s.journal.read(e.off, e.n)
+	if err != nil {
+		return record{}, err
+	}
+	rec, err := decodeRecord(b)
+	if err != nil {
+		return record{}, fmt.Errorf("remote: task %s: %w", e.id, err)
+	}
+	return *rec, nil
+}
+
 // Get returns a task's record now.
 func (s *Service) Get(id string) (record, error) {
 	e, err := s.lookup(id)
 	if err != nil {
 		return record{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return *e.rec, nil
+	return s.getEntry(e)
 }
 
 // ByPid returns the id of the newest task with pid (pids are reused).
 func (s *Service) ByPid(pid int) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id, ok := s.byPid[pid]
+	e, ok := s.byPid[pid]
 	if !ok {
 		return "", fmt.Errorf("%w with pid %d", ErrNotFound, pid)
 	}
-	return id, nil
+	return e.id, nil
 }
 
-// Pids lists the pids of the tasks the module remembers, ascending.
-func (s *Service) Pids() []int {
+// Pids lists, ascending, the pids of the tasks the module remembers
+// whose owner passes visible (nil: all), with the id of the newest task
+// of each.
+func (s *Service) Pids(visible func(owner string) bool) ([]int, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Sorted(maps.Keys(s.byPid))
+	pids, ids := make([]int, 0, len(s.pidList)), make([]string, 0, len(s.pidList))
+	for _, pid := range s.pidList {
+		e := s.byPid[pid]
+		if visible == nil || visible(e.principal) {
+			pids, ids = append(pids, pid), append(ids, e.id)
+		}
+	}
+	return pids, ids
+}
+
+// channels returns e's start and done channels (closed ones once it has
+// ended).
+func (s *Service) channels(e *entry) (start, done <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.run == nil {
+		return s.ended, s.ended
+	}
+	return e.run.start, e.run.done
 }
 
 // WaitStarted blocks until the task has left the queue or ctx is done.
@@ -439,30 +838,32 @@ func (s *Service) WaitStarted(ctx context.Context, id string) (record, error) {
 	if err != nil {
 		return record{}, err
 	}
+	start, _ := s.channels(e)
 	select {
-	case <-e.start:
+	case <-start:
 	case <-ctx.Done():
 	}
-	return s.Get(id)
+	return s.getEntry(e)
 }
 
-// Wait blocks until the task has ended (and its result is on disk), d has
-// passed or ctx is done, and returns the record then.
+// Wait blocks until the task has ended (and its result is in the
+// journal), d has passed or ctx is done, and returns the record then.
 func (s *Service) Wait(ctx context.Context, id string, d time.Duration) (record, error) {
 	e, err := s.lookup(id)
 	if err != nil {
 		return record{}, err
 	}
 	if d > 0 {
+		_, done := s.channels(e)
 		timer := time.NewTimer(d)
 		defer timer.Stop()
 		select {
-		case <-e.done:
+		case <-done:
 		case <-timer.C:
 		case <-ctx.Done():
 		}
 	}
-	return s.Get(id)
+	return s.getEntry(e)
 }
 
 // Filter selects tasks for List.
@@ -471,32 +872,31 @@ type Filter struct {
 	Labels map[string]string
 	After  string // cursor: ids after this one
 	Limit  int
-	// Visible, when set, hides the tasks for which it is false (the
-	// principal may not view them). It runs with the service locked.
-	Visible func(*record) bool
+	// Visible, when set, hides the tasks of the owners for which it is
+	// false (the principal may not view them). It runs with the service
+	// locked.
+	Visible func(owner string) bool
 }
 
 // List returns the tasks that match f, oldest first, and the cursor of the
-// next page ("" when there is none).
+// next page ("" when there is none). Only the page's records are read.
 func (s *Service) List(f Filter) ([]record, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := slices.Sorted(maps.Keys(s.tasks))
-	var out []record
-	for _, id := range ids {
-		if id <= f.After {
+	i, _ := slices.BinarySearchFunc(s.order, f.After, func(e *entry, id string) int { return strings.Compare(e.id, id) })
+	var page []*entry
+	next := ""
+	for ; i < len(s.order); i++ {
+		e := s.order[i]
+		if e.gone || e.id <= f.After || (f.State != "" && e.state != f.State) {
 			continue
 		}
-		r := s.tasks[id].rec
-		if f.State != "" && r.State != f.State {
-			continue
-		}
-		if f.Visible != nil && !f.Visible(r) {
+		if f.Visible != nil && !f.Visible(e.principal) {
 			continue
 		}
 		match := true
 		for k, v := range f.Labels {
-			if r.Labels[k] != v {
+			if got, ok := e.labels[k]; !ok || got != v {
 				match = false
 				break
 			}
@@ -504,12 +904,22 @@ func (s *Service) List(f Filter) ([]record, string) {
 		if !match {
 			continue
 		}
-		if len(out) == f.Limit {
-			return out, out[len(out)-1].ID
+		if len(page) == f.Limit {
+			next = page[len(page)-1].id
+			break
 		}
-		out = append(out, *r)
+		page = append(page, e)
 	}
-	return out, ""
+	out := make([]record, 0, len(page))
+	for _, e := range page {
+		rec, err := s.recordLocked(e)
+		if err != nil {
+			s.log.Warn("could not read a task's record", "id", e.id, "error", err)
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out, next
 }
 
 // Signal sends sig to a running task's group or leader.
@@ -519,10 +929,12 @@ func (s *Service) Signal(id string, sig syscall.Signal, scope task.Scope) error 
 		return err
 	}
 	s.mu.Lock()
-	t := e.t
-	final := e.rec.State.Final()
+	var t *task.Task
+	if e.run != nil {
+		t = e.run.t
+	}
 	s.mu.Unlock()
-	if t == nil || final {
+	if t == nil {
 		return fmt.Errorf("task %s: %w", id, ErrFinished)
 	}
 	if err := t.Signal(sig, scope); err != nil {
@@ -544,20 +956,37 @@ func (s *Service) Kill(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case e.rec.State.Final():
+	case e.run == nil || e.state.Final():
 		return fmt.Errorf("task %s: %w", id, ErrFinished)
-	case e.t != nil:
-		go e.t.Kill()
-	default: // queued
+	case e.run.t != nil:
+		go e.run.t.Kill()
+	case e.state == Queued && slices.Contains(s.queue, e):
 		s.queue = slices.DeleteFunc(s.queue, func(q *entry) bool { return q == e })
-		now := time.Now().UTC()
-		e.rec.State, e.rec.EndedAt, e.rec.Error = Killed, &now, "killed while queued; it never started"
-		_ = s.save(e.rec)
-		s.auditEnd(*e.rec, 0, 0)
-		close(e.start)
-		close(e.done)
+		s.endQueuedLocked(e, "killed while queued; it never started")
+	default: // starting: its slot is reserved and the fork under way
+		go func() {
+			start, _ := s.channels(e)
+			<-start
+			_ = s.Kill(id)
+		}()
 	}
 	return nil
+}
+
+// endQueuedLocked ends a queued task that will never start.
+func (s *Service) endQueuedLocked(e *entry, why string) {
+	lv := e.run
+	now := time.Now().UTC()
+	lv.rec.State, lv.rec.EndedAt, lv.rec.Error = Killed, &now, why
+	if err := s.putLocked(e, lv.rec); err != nil {
+		s.log.Error("could not persist a queued task's end", "id", e.id, "error", err)
+	}
+	rec := *lv.rec
+	e.run = nil
+	s.stats.byState[Killed]++
+	s.auditEnd(rec, 0, 0)
+	close(lv.start)
+	close(lv.done)
 }
 
 // Delete purges a finished task and its files.
@@ -567,32 +996,35 @@ func (s *Service) Delete(id string) error {
 		return err
 	}
 	s.mu.Lock()
-	if !e.rec.State.Final() {
+	if e.run != nil || !e.state.Final() {
 		s.mu.Unlock()
 		return fmt.Errorf("task %s: %w", id, ErrRunning)
 	}
-	s.forgetLocked(e)
+	s.purgeLocked(e)
 	s.mu.Unlock()
 	return os.RemoveAll(s.taskDir(id))
 }
 
 // Output returns one of a task's output streams ("stdout" or "stderr"):
-// live while it runs, from disk once it has ended.
+// live while it runs, from disk once it has ended; nil when it has none.
 func (s *Service) Output(id, stream string) (*task.Output, error) {
 	e, err := s.lookup(id)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	t := e.t
-	state := e.rec.State
+	var t *task.Task
+	if e.run != nil {
+		t = e.run.t
+	}
+	state, pid := e.state, e.pid
 	s.mu.Unlock()
 	switch {
 	case t != nil && stream == "stdout":
 		return t.Stdout(), nil
 	case t != nil:
 		return t.Stderr(), nil
-	case state == Queued || state == FailedToStart || (state == Killed && e.rec.Pid == 0):
+	case pid == 0 || state == Queued || state == FailedToStart:
 		return nil, nil // never ran: no output
 	}
 	o, err := task.OpenOutput(s.taskDir(id), stream)
@@ -633,18 +1065,13 @@ func (s *Service) Close() error {
 	}
 	s.closed = true
 	for _, e := range s.queue {
-		now := time.Now().UTC()
-		e.rec.State, e.rec.EndedAt, e.rec.Error = Killed, &now, "the module stopped before it started"
-		_ = s.save(e.rec)
-		s.auditEnd(*e.rec, 0, 0)
-		close(e.start)
-		close(e.done)
+		s.endQueuedLocked(e, "the module stopped before it started")
 	}
 	s.queue = nil
 	var running []*task.Task
 	for _, e := range s.tasks {
-		if e.t != nil && !e.rec.State.Final() {
-			running = append(running, e.t)
+		if e.run != nil && e.run.t != nil {
+			running = append(running, e.run.t)
 		}
 	}
 	s.mu.Unlock()
@@ -653,5 +1080,5 @@ func (s *Service) Close() error {
 	}
 	close(s.stopJan)
 	s.wg.Wait()
-	return s.audit.Close()
+	return errors.Join(s.journal.close(), s.audit.Close())
 }

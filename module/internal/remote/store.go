@@ -30,11 +30,11 @@ const (
 // Final reports whether s is an end state.
 func (s State) Final() bool { return s != Queued && s != Running }
 
-// recordVersion is the schema version of task.json.
+// recordVersion is the schema version of a task record.
 const recordVersion = 1
 
-// record is one task as persisted in <dir>/tasks/<id>/task.json and as the
-// API reports it (with its output added when rendered).
+// record is one task as persisted (a line of the journal, see journal)
+// and as the API reports it (with its output added when rendered).
 type record struct {
 	Version        int               `json:"version"`
 	ID             string            `json:"id"`
@@ -58,6 +58,9 @@ type record struct {
 	EndedAt        *time.Time        `json:"endedAt,omitempty"`
 	Result         *result           `json:"result,omitempty"`
 	Error          string            `json:"error,omitempty"`
+	// Purged marks the journal line that forgets a task (DELETE or
+	// retention); it never appears in the API.
+	Purged bool `json:"purged,omitempty"`
 }
 
 // result is how a task ended.
@@ -73,48 +76,37 @@ type result struct {
 	DurationMs    int64  `json:"durationMs"`
 	UserMs        int64  `json:"userMs"`
 	SysMs         int64  `json:"sysMs"`
-	MaxRssKiB     int64  `json:"maxRssKiB"`
+	// MaxRssKiB is the command's peak resident set, or 0 when it could
+	// not be told apart from the module's own memory, which Linux counts
+	// in a child's peak until its exec (see task.Result.MaxRSS):
+	// MaxRssBoundKiB is then the bound the kernel reports.
+	MaxRssKiB      int64 `json:"maxRssKiB"`
+	MaxRssBoundKiB int64 `json:"maxRssBoundKiB"`
 }
 
-// taskDir is where a task's record and output live.
+// taskDir is where a task's output spool lives (created at its first
+// byte of output; a silent task has none).
 func (s *Service) taskDir(id string) string { return filepath.Join(s.dir, "tasks", id) }
 
-// save writes rec atomically (a temporary file renamed over task.json): a
-// reader, or the module after a crash of itself or of the host, sees the
-// old record or the new one, never a torn one. A final record is also
-// fsynced, with its directory, before save returns, so a result that was
-// reported survives a crash of the machine too. A queued or running record
-// is not: it matters for recovery after a crash of the module or host,
-// which page-cache writes survive, and a machine crash ends its processes
-// anyway. That halves the fsyncs per task, which bound throughput.
-func (s *Service) save(rec *record) error {
-	durable := rec.State.Final()
-	dir := s.taskDir(rec.ID)
+// encodeRecord is rec as one journal line.
+func encodeRecord(rec *record) ([]byte, error) {
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tmp, err := os.CreateTemp(dir, ".task-*.json")
-	if err != nil {
-		return fmt.Errorf("remote: save %s: %w", rec.ID, err)
+	return append(b, '\n'), nil
+}
+
+// decodeRecord reads a journal line (or a legacy task.json).
+func decodeRecord(b []byte) (*record, error) {
+	var rec record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, err
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	if _, err = tmp.Write(b); err == nil && durable {
-		err = tmp.Sync()
+	if rec.Version != recordVersion || !validID(rec.ID) {
+		return nil, fmt.Errorf("not a task record of version %d", recordVersion)
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, "task.json"))
-	}
-	if err == nil && durable {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("remote: save %s: %w", rec.ID, err)
-	}
-	return nil
+	return &rec, nil
 }
 
 func syncDir(dir string) error {
@@ -126,20 +118,24 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// load reads a task's record.
-func load(dir string) (*record, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "task.json"))
+// legacyName is the per-task record file of earlier releases, in
+// <dir>/tasks/<id>/; Open imports such records into the journal.
+const legacyName = "task.json"
+
+// loadLegacy reads a task's legacy record.
+func loadLegacy(dir string) (*record, error) {
+	b, err := os.ReadFile(filepath.Join(dir, legacyName))
 	if err != nil {
 		return nil, err
 	}
-	var rec record
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "task.json"), err)
+	rec, err := decodeRecord(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, legacyName), err)
 	}
-	if rec.Version != recordVersion || rec.ID != filepath.Base(dir) {
-		return nil, fmt.Errorf("%s: not a task record of version %d for %s", filepath.Join(dir, "task.json"), recordVersion, filepath.Base(dir))
+	if rec.ID != filepath.Base(dir) {
+		return nil, fmt.Errorf("%s: the record is of task %s", filepath.Join(dir, legacyName), rec.ID)
 	}
-	return &rec, nil
+	return rec, nil
 }
 
 // crockford is the alphabet of task ids (ULID's): no I, L, O or U.
@@ -174,4 +170,20 @@ func validID(id string) bool {
 		}
 	}
 	return true
+}
+
+// nextID is the smallest id above id (ids from newID in the same
+// millisecond are random, so the service bumps a new one that does not
+// sort after the last).
+func nextID(id string) string {
+	b := []byte(id)
+	for i := len(b) - 1; i >= 0; i-- {
+		k := strings.IndexByte(crockford, b[i])
+		if k < len(crockford)-1 {
+			b[i] = crockford[k+1]
+			return string(b)
+		}
+		b[i] = crockford[0]
+	}
+	return string(b) // all 'z': cannot happen before the year 10889
 }

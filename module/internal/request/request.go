@@ -66,7 +66,9 @@ const (
 )
 
 // Limits bounds what a request may ask for. The zero value applies the
-// defaults and forbids shell commands.
+// defaults and forbids shell commands. The errors name the module's
+// parameters that set each limit (max_timeout, max_args, max_arg_bytes,
+// max_stdin, allow_shell; see package remote's Params).
 type Limits struct {
 	// MaxTimeout is the largest timeout a request may ask for; 0 means no
 	// maximum.
