@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +28,8 @@ import (
 const readerDir = "/home/you/shout"
 
 // TestTutorial runs tutorial.md from top to bottom, as a reader would, in
-// a temporary folder. Its fenced blocks, by info string:
+// a temporary folder. Every fenced block says by its info string what it
+// is, and a block the test does not know fails it:
 //
 //	sh env          variables the reader sets; the test sets them itself
 //	                (EXECMOD is this checkout) and only checks their names
@@ -42,22 +45,30 @@ const readerDir = "/home/you/shout"
 //	                User-Agent, localhost:5051 mapped to the host's URL) and
 //	                their output must be identical; with -i the status line
 //	                and the set of headers must match too (Date only needs
-//	                to be there). Other commands run with bash; their exit
-//	                status is not checked, and the lines shown must appear
-//	                in their output in order, compared loosely: runs of
-//	                white space are one space and every number matches
-//	                every number (pids, timings, timestamps, ports).
+//	                to be there). Other commands run with bash and must exit
+//	                0, unless the line ends with a comment stating another
+//	                status ("$ bin/shout   # exit status 1"); the lines shown
+//	                must appear in their output in order, compared loosely:
+//	                runs of white space are one space and every number
+//	                matches every number (pids, timings, timestamps, ports).
 //	log             lines that must appear in the host's log, in order,
 //	                compared loosely as above; "..." stands for lines left
 //	                out
 //	log interrupt   sends the host SIGINT (Ctrl-C), then as log; the host
 //	                must exit 0
+//	<lang> from=P   an excerpt of the checkout's file P, not run here:
+//	                TestExcerpts checks it is in P as shown
+//	<lang> norun    shown to the reader and not run (a sketch, an
+//	                illustration); mermaid blocks (diagrams) are not run
+//	                either
 //
-// Other blocks are not run. Module builds are offline: GOPROXY=off, so
-// everything comes from the module cache, which holds the checkout's
-// dependencies since this test was built from them; and GOSUMDB=off, since
-// the checksum database is not reachable offline and the cached modules
-// were verified against the checkout's go.sum when they were downloaded.
+// Indented code blocks are prose and are not run. Module builds are
+// offline: GOPROXY=off, so everything comes from the module cache, which
+// holds the checkout's dependencies since this test was built from them
+// (make deps fills in the rest of the graph that go mod tidy reads); and
+// GOSUMDB=off, since the checksum database is not reachable offline and
+// the cached modules were verified against the checkout's go.sum when
+// they were downloaded.
 func TestTutorial(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the host and a module; not in -short mode")
@@ -79,39 +90,86 @@ func TestTutorial(t *testing.T) {
 	}
 
 	for _, b := range blocks {
-		info := strings.Fields(b.info)
-		if len(info) == 0 {
-			continue
+		k, arg, err := classify(b.info)
+		if err != nil {
+			t.Fatalf("tutorial.md:%d: %v", b.line, err)
 		}
-		lang, attrs := info[0], info[1:]
-		if f := fileAttr(attrs); f != "" {
-			s.writeFile(b, f)
-			continue
-		}
-		switch {
-		case lang == "sh" && slices.Equal(attrs, []string{"env"}):
+		switch k {
+		case shown, excerpt:
+		case file:
+			s.writeFile(b, arg)
+		case env:
 			for _, line := range b.lines {
 				name, _, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
 				if _, known := vars[name]; !ok || !known {
 					t.Fatalf("tutorial.md:%d: %q: the test sets only %v", b.line, line, vars)
 				}
 			}
-		case lang == "sh" && slices.Equal(attrs, []string{"host"}):
+		case host:
 			s.startHost(b)
-		case lang == "sh" && len(attrs) == 0:
+		case script:
 			s.runScript(b)
-		case lang == "sh":
-			t.Fatalf("tutorial.md:%d: unknown sh block %q", b.line, b.info)
-		case lang == "console":
+		case console:
 			s.console(b)
-		case lang == "log" && len(attrs) == 0:
+		case hostLog:
 			s.hostLog(b)
-		case lang == "log" && slices.Equal(attrs, []string{"interrupt"}):
+		case interrupt:
 			s.interrupt(b)
-		case lang == "log":
-			t.Fatalf("tutorial.md:%d: unknown log block %q", b.line, b.info)
 		}
 	}
+}
+
+// kind is what a fenced block is, by its info string (see TestTutorial).
+type kind int
+
+const (
+	shown     kind = iota // <lang> norun, mermaid
+	excerpt               // <lang> from=P
+	file                  // <lang> file=F
+	env                   // sh env
+	script                // sh
+	host                  // sh host
+	console               // console
+	hostLog               // log
+	interrupt             // log interrupt
+)
+
+// classify says what a block with info string info is, and its file=
+// or from= path.
+func classify(info string) (k kind, path string, err error) {
+	f := strings.Fields(info)
+	if len(f) == 0 {
+		return 0, "", errors.New("a fenced block without an info string: say what it is (see TestTutorial in tutorial_test.go), or mark it <lang> norun")
+	}
+	if len(f) == 2 {
+		if p, ok := strings.CutPrefix(f[1], "file="); ok {
+			return file, p, nil
+		}
+		if p, ok := strings.CutPrefix(f[1], "from="); ok {
+			return excerpt, p, nil
+		}
+		if f[1] == "norun" {
+			return shown, "", nil
+		}
+	}
+	switch strings.Join(f, " ") {
+	case "mermaid":
+		return shown, "", nil
+	case "sh env":
+		return env, "", nil
+	case "sh":
+		return script, "", nil
+	case "sh host":
+		return host, "", nil
+	case "console":
+		return console, "", nil
+	case "log":
+		return hostLog, "", nil
+	case "log interrupt":
+		return interrupt, "", nil
+	}
+	return 0, "", fmt.Errorf("the test does not know a %q block: it runs sh, sh env, sh host, console, log, log interrupt and <lang> file=F blocks, "+
+		"checks <lang> from=PATH excerpts and leaves <lang> norun and mermaid blocks alone (see TestTutorial in tutorial_test.go)", info)
 }
 
 // block is one fenced block of a markdown file.
@@ -222,14 +280,20 @@ func (s *session) startHost(b block) {
 
 func (s *session) console(b block) {
 	type command struct {
-		line int
-		cmd  string
-		want []string
+		line   int
+		cmd    string
+		status int // the exit status the line states; 0 if none
+		want   []string
 	}
 	var cmds []command
 	for i, line := range b.lines {
 		if c, ok := strings.CutPrefix(line, "$ "); ok {
-			cmds = append(cmds, command{line: b.line + 1 + i, cmd: c})
+			cmd := command{line: b.line + 1 + i, cmd: c}
+			if m := exitStatus.FindStringSubmatchIndex(c); m != nil {
+				cmd.cmd = c[:m[0]]
+				cmd.status, _ = strconv.Atoi(c[m[2]:m[3]])
+			}
+			cmds = append(cmds, cmd)
 		} else if len(cmds) > 0 {
 			cmds[len(cmds)-1].want = append(cmds[len(cmds)-1].want, line)
 		} else {
@@ -243,18 +307,35 @@ func (s *session) console(b block) {
 		}
 		args := shellSplit(c.cmd)
 		if len(args) > 0 && args[0] == "curl" {
+			if c.status != 0 {
+				s.t.Fatalf("tutorial.md:%d: curl exits 0 whatever the host answers; state no exit status", c.line)
+			}
 			if got := s.curl(c.line, args[1:]); !sameCurlOutput(got, want, slices.Contains(args, "-i")) {
 				s.t.Errorf("tutorial.md:%d: $ %s\ngot:\n%s\nthe tutorial shows:\n%s", c.line, c.cmd, got, want)
 			}
 			continue
 		}
-		out, _ := s.bash(c.cmd, "-o", "pipefail")
+		out, err := s.bash(c.cmd, "-o", "pipefail")
 		out = strings.ReplaceAll(out, s.dir, readerDir)
+		status := 0
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+			status = ee.ExitCode()
+		} else if err != nil {
+			s.t.Fatalf("tutorial.md:%d: $ %s: %v", c.line, c.cmd, err)
+		}
+		if status != c.status {
+			s.t.Errorf("tutorial.md:%d: $ %s\nexited with status %d, the tutorial says %d (state another with \"# exit status N\" at the end of the line)\n%s",
+				c.line, c.cmd, status, c.status, out)
+		}
 		if !containsLoosely(out, c.want) {
 			s.t.Errorf("tutorial.md:%d: $ %s\ngot:\n%s\nthe tutorial shows:\n%s", c.line, c.cmd, out, want)
 		}
 	}
 }
+
+// exitStatus is the comment that ends a console command line to state
+// its exit status.
+var exitStatus = regexp.MustCompile(`\s+# exit status ([0-9]+)$`)
 
 // curl does what curl with args does against the running host, and
 // returns what curl would print.
