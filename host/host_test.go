@@ -503,6 +503,25 @@ func TestHostSIGTERMDrainsInFlight(t *testing.T) {
 	})
 }
 
+// A request no route takes is answered in JSON like every other error,
+// under a module's mount point as elsewhere; 405 keeps its Allow.
+func TestUnmatchedRequestsAreJSON(t *testing.T) {
+	h := startHost(t, nil, "--modules="+testmodJSON("unmatched"))
+	for _, c := range []struct {
+		method, path, allow, body string
+		status                    int
+	}{
+		{"POST", "/testmod/env", "GET, HEAD", `{"error":"method POST is not allowed on /testmod/env (allowed: GET, HEAD)"}` + "\n", 405},
+		{"GET", "/testmod/nothing", "", `{"error":"no route for GET /testmod/nothing (GET /help lists them)"}` + "\n", 404},
+		{"DELETE", "/health", "GET, HEAD", `{"error":"method DELETE is not allowed on /health (allowed: GET, HEAD)"}` + "\n", 405},
+	} {
+		resp, body := h.Request(c.method, c.path, nil)
+		if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Allow") != c.allow || body != c.body {
+			t.Errorf("%s %s = %d %q Allow %q %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Allow"), body)
+		}
+	}
+}
+
 func TestAgentEndpointsAndHelp(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("org_execmod_Test"))
 	if code, body := h.Get("/health"); code != 200 || body != "" {

@@ -137,8 +137,9 @@ func New(info Info, modules []Module, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the host's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the host's HTTP handler: every route, and a JSON 404 or
+// 405 (with Allow) for a request that matches none.
+func (s *Server) Handler() http.Handler { return wire.JSONErrors(s.mux) }
 
 // Table returns the route table.
 func (s *Server) Table() Table { return s.table }
