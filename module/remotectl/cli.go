@@ -38,6 +38,7 @@ type options struct {
 	maxConcurrency, maxErrors string
 	state, signal             string
 	follow, stderrStream      bool
+	hostLog                   string // audit verify --host-log
 }
 
 // kvList is a repeatable k=v flag.
@@ -159,6 +160,8 @@ func (o *options) flags(cmd string) *flag.FlagSet {
 		fs.Var(&o.labels, "label", "")
 	case "kill":
 		fs.StringVar(&o.signal, "signal", "", "")
+	case "audit verify":
+		fs.StringVar(&o.hostLog, "host-log", "", "")
 	case "logs":
 		fs.BoolVar(&o.follow, "f", false, "")
 		fs.BoolVar(&o.follow, "follow", false, "")

@@ -220,3 +220,11 @@ func TestLineWriterNeverInterleaves(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKV(t *testing.T) {
+	got := parseKV(`action=run arguments="[\"echo\",\" seq=99 hash=ff\"]" empty="" hash=ab12 seq=7 route="POST /remote/tasks"`)
+	want := map[string]string{"action": "run", "arguments": `["echo"," seq=99 hash=ff"]`, "empty": "", "hash": "ab12", "seq": "7", "route": "POST /remote/tasks"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parseKV = %v\nwant %v", got, want)
+	}
+}

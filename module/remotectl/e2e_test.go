@@ -467,16 +467,43 @@ func TestAuditVerify(t *testing.T) {
 	for _, cmd := range [][]string{{"true"}, {"sh", "-c", "exit 3"}} {
 		remotectl(t, nil, append([]string{"run", "--agent", agent, "--"}, cmd...)...)
 	}
+	fake := " seq=99 hash=" + strings.Repeat("f", 64) // an argument that imitates the record's keys
+	remotectl(t, nil, "run", "--agent", agent, "--", "echo", fake)
 	path := filepath.Join(h.WorkDir, "modules", "org_execmod_RemoteExecution", "audit.jsonl")
 	r := remotectl(t, nil, "audit", "verify", path)
-	// Two runs, each a "run" line and an "end" line.
-	if r.code != 0 || !strings.Contains(r.stdout, path+": 4 lines, chain intact\nlast: seq=4 hash=") {
+	// Three runs, each a "run" line and an "end" line.
+	if r.code != 0 || !strings.Contains(r.stdout, path+": 6 lines, chain intact\nlast: seq=6 hash=") {
 		t.Fatalf("verify = %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	// The host's log holds the module's own record of its last append.
+	hostLog := filepath.Join(t.TempDir(), "modhost.log")
+	if err := os.WriteFile(hostLog, []byte(h.Logs.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := remotectl(t, nil, "audit", "verify", "--host-log", hostLog, path); r.code != 0 || !strings.Contains(r.stdout, "matches the last audit record in "+hostLog) {
+		t.Errorf("verify --host-log = %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The last line cut off: the chain is intact, only the host's log shows it.
+	cut := filepath.Join(t.TempDir(), "modules", "org_execmod_RemoteExecution", "audit.jsonl")
+	lines := strings.SplitAfter(string(b), "\n")
+	if err := os.MkdirAll(filepath.Dir(cut), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cut, []byte(strings.Join(lines[:len(lines)-2], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := remotectl(t, nil, "audit", "verify", cut); r.code != 0 {
+		t.Errorf("verify of a cut log without the host's log = %d %q", r.code, r.stderr)
+	}
+	r = remotectl(t, nil, "audit", "verify", "--host-log", hostLog, cut)
+	if want := "remotectl: " + cut + ": lines are missing from the end: the file ends at seq 5, the host logged seq 6"; r.code != exitFailure || !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("verify --host-log of a cut log = %d %q, want %q", r.code, r.stderr, want)
+	}
+
 	edited := filepath.Join(t.TempDir(), "audit.jsonl")
 	if err := os.WriteFile(edited, []byte(strings.Replace(string(b), `"exit_code":3`, `"exit_code":0`, 1)), 0o600); err != nil {
 		t.Fatal(err)

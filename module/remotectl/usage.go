@@ -42,7 +42,9 @@ Commands:
   status                         the module's status and task counts
   policy check [run flags] -- CMD [ARGS...]
                                  ask whether the agent's ACLs allow running CMD; runs nothing
-  audit verify FILE              check the hash chain of a module's audit.jsonl (a local file)
+  audit verify [--host-log LOG] FILE
+                                 check the hash chain of a module's audit.jsonl (a local file);
+                                 with the host's log, that no line is missing from its end
 
 Connection flags (before or after the command):
   --agent HOST:PORT|URL          the agent (env REMOTECTL_AGENT; default 127.0.0.1:5051)
