@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -334,10 +335,11 @@ func TestPersistence(t *testing.T) {
 	waitTask(t, h, id)
 	_, before := seedTask(t, h, pid)
 
-	_, task := post(t, h, "/remote/tasks", `{"command":"echo partial; exec sleep 300","shell":true}`)
+	_, task := post(t, h, "/remote/tasks", `{"command":"sleep 300 & echo partial; wait","shell":true}`)
 	running := task["id"].(string)
 	runningPid := int(task["pid"].(float64))
 	waitLine(t, h, running, "partial\n")
+	leftovers := members(t, runningPid) // the shell, and its sleep once forked
 
 	code, b := h.Get("/state")
 	modPid := int(hosttest.Decode(t, b)["modules"].([]any)[0].(map[string]any)["pid"].(float64))
@@ -356,6 +358,10 @@ func TestPersistence(t *testing.T) {
 		t.Errorf("task running at the crash = %v", lost)
 	}
 	hosttest.WaitGone(t, runningPid, "a lost task's process")
+	waitFds(t, leftovers, "a lost task's group")
+	if left := groupAlive(t, runningPid); len(left) > 0 {
+		t.Errorf("processes of the lost task's group left: %v", left)
+	}
 
 	// Now the host: SIGKILL it, start another on the same work_dir.
 	if err := h.Cmd.Process.Kill(); err != nil {
@@ -371,29 +377,35 @@ func TestPersistence(t *testing.T) {
 	}
 }
 
-// Finished tasks beyond max_tasks go, oldest first, with their files.
+// Finished tasks beyond max_tasks go, oldest first, with their files, by
+// the time the newest result is reported.
 func TestRetentionMaxTasks(t *testing.T) {
 	h := startRemote(t, []string{"max_tasks", "2"})
 	var ids []string
-	for i := range 4 {
+	for i := range 5 {
 		_, id := execute(t, h, fmt.Sprintf(`{"command":"echo","arguments":["%d"]}`, i))
 		waitTask(t, h, id)
 		ids = append(ids, id)
 	}
-	// Eviction runs after each finish; the newest two remain.
-	_, id := execute(t, h, `{"command":"true"}`)
-	waitTask(t, h, id)
 	code, b := h.Get("/remote/tasks")
 	var got []string
 	for _, x := range hosttest.Decode(t, b)["tasks"].([]any) {
 		got = append(got, x.(map[string]any)["id"].(string))
 	}
-	if code != 200 || len(got) > 3 || slices.Contains(got, ids[0]) || slices.Contains(got, ids[1]) {
-		t.Errorf("tasks kept = %v (all: %v)", got, ids)
+	if want := ids[3:]; code != 200 || !slices.Equal(got, want) {
+		t.Errorf("tasks kept = %v, want the newest two %v (all: %v)", got, want, ids)
 	}
 	dirs, _ := filepath.Glob(filepath.Join(h.WorkDir, "modules", "*", "tasks", "*"))
-	if len(dirs) > 3 {
-		t.Errorf("task directories left: %v", dirs)
+	var kept []string
+	for _, d := range dirs {
+		kept = append(kept, filepath.Base(d))
+	}
+	slices.Sort(kept)
+	if !slices.Equal(kept, ids[3:]) {
+		t.Errorf("task directories left: %v, want %v", kept, ids[3:])
+	}
+	if code, b := h.Get("/remote/task"); code != 200 || len(hosttest.Decode(t, b)["pids"].([]any)) != 2 {
+		t.Errorf("GET /remote/task = %d %s, want two pids", code, b)
 	}
 }
 
@@ -437,4 +449,232 @@ func peakRSS(t *testing.T, pid int) int64 {
 	}
 	t.Fatalf("no VmHWM in /proc/%d/status", pid)
 	return 0
+}
+
+// fifoTask starts, through POST /remote/tasks, a task that blocks reading
+// a FIFO, and returns its id and a release func that lets it end.
+func fifoTask(t *testing.T, h *hosttest.Host) (string, func()) {
+	t.Helper()
+	fifo := filepath.Join(t.TempDir(), "gate")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, m := post(t, h, "/remote/tasks", fmt.Sprintf(`{"command":"cat","arguments":[%q]}`, fifo))
+	if code != 201 || m["state"] != "running" {
+		t.Fatalf("the FIFO task = %d %v", code, m)
+	}
+	released := false
+	release := func() {
+		if released {
+			return
+		}
+		released = true
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	t.Cleanup(release)
+	return m["id"].(string), release
+}
+
+// With the only slot taken, a command that cannot start is still refused
+// at once with a 400 naming the cause, not queued; one that passed the
+// checks but cannot start when its turn comes ends failed_to_start.
+func TestStartFailuresWhenQueued(t *testing.T) {
+	h := startRemote(t, []string{"max_concurrent", "1", "max_queued", "8"})
+	busy, release := fifoTask(t, h)
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, body, want string }{
+		{"/remote/execute", `{"command":"no-such-command-here"}`, `executable file not found: "no-such-command-here"`},
+		{"/remote/execute", fmt.Sprintf(`{"command":%q}`, plain), "permission denied: " + plain + " is not executable"},
+		{"/remote/execute", `{"command":"/etc"}`, "/etc is a directory"},
+		{"/remote/tasks", `{"command":"ls","cwd":"/no/such/dir"}`, `working directory "/no/such/dir"`},
+		{"/remote/tasks", `{"command":"ls","cwd":"/etc/passwd"}`, "not a directory"},
+		{"/remote/tasks", `{"command":"ls","user":"no-such-user-xyz"}`, `unknown user "no-such-user-xyz"`},
+	} {
+		// /execute waits for a queued task to start: without the check
+		// this request would hang until the FIFO task ends.
+		if code, m := post(t, h, tc.path, tc.body); code != 400 || !strings.Contains(fmt.Sprint(m["error"]), tc.want) {
+			t.Errorf("POST %s %s = %d %v, want 400 saying %q", tc.path, tc.body, code, m, tc.want)
+		}
+	}
+	code, b := h.Get("/remote/tasks")
+	if list := hosttest.Decode(t, b)["tasks"].([]any); code != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != busy {
+		t.Errorf("refused commands left tasks behind: %s", b)
+	}
+
+	// Passes the checks, then vanishes before its turn.
+	script := filepath.Join(dir, "script")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, m := post(t, h, "/remote/tasks", fmt.Sprintf(`{"command":%q}`, script))
+	if code != 202 || m["state"] != "queued" {
+		t.Fatalf("a queued task = %d %v, want 202 queued", code, m)
+	}
+	queued := m["id"].(string)
+	if err := os.Remove(script); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	res := waitTask(t, h, queued)
+	if res["state"] != "failed_to_start" || !strings.Contains(fmt.Sprint(res["error"]), "executable file not found: "+script) ||
+		res["pid"] != nil || res["stdout"] != nil {
+		t.Errorf("a queued task whose executable vanished = %v, want failed_to_start naming %s", res, script)
+	}
+	if res := waitTask(t, h, busy); res["state"] != "exited" {
+		t.Errorf("the FIFO task = %v", res)
+	}
+	if code, b := h.Get("/metrics/snapshot"); code != 200 || !strings.Contains(b, "tasks_failed_to_start") {
+		t.Logf("metrics: %d %.300s", code, b)
+	}
+}
+
+// The Mesos CommandInfo form through the host: environment.variables
+// reach the command; EXECUTE_TIMEOUT_SEC is its timeout.
+func TestCommandInfo(t *testing.T) {
+	h := startRemote(t, []string{"kill_grace_period", "1s"})
+	pid, id := execute(t, h, `{"value":"echo \"$GREETING, $WHO\"","shell":true,`+
+		`"environment":{"variables":[{"name":"GREETING","value":"hello"},{"name":"WHO","value":"mesos"}]}}`)
+	waitTask(t, h, id)
+	if code, res := seedTask(t, h, pid); code != 200 || res["stdout"] != "hello, mesos\n" || res["exitCode"] != 0.0 {
+		t.Errorf("CommandInfo with environment: %d %v", code, res)
+	}
+	_, id = execute(t, h, `{"value":"/bin/sleep","arguments":["sleep","300"],"shell":false,`+
+		`"environment":{"variables":[{"name":"EXECUTE_TIMEOUT_SEC","value":"1"}]}}`)
+	res := waitTask(t, h, id)
+	if r := res["result"].(map[string]any); res["state"] != "timed_out" || r["timedOut"] != true || r["signal"] != "SIGTERM" {
+		t.Errorf("CommandInfo with EXECUTE_TIMEOUT_SEC=1: %v", res)
+	}
+	if code, m := post(t, h, "/remote/execute", `{"value":"true","environment":{"variables":[{"name":"EXECUTE_TIMEOUT_SEC","value":"soon"}]}}`); code != 400 ||
+		!strings.Contains(fmt.Sprint(m["error"]), "EXECUTE_TIMEOUT_SEC") {
+		t.Errorf("a bad EXECUTE_TIMEOUT_SEC = %d %v", code, m)
+	}
+}
+
+// GET /tasks/{id}?wait=10m returns when the task ends: the request
+// completes within the test's own deadline, long before ten minutes, and
+// answers with the end, so it did not return early either.
+func TestLongPollReturnsAtEnd(t *testing.T) {
+	h := startRemote(t, nil)
+	id, release := fifoTask(t, h)
+	type answer struct {
+		code int
+		body string
+	}
+	got := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/remote/tasks/"+id+"?wait=10m", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- answer{0, err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got <- answer{resp.StatusCode, string(b)}
+	}()
+	release()
+	select {
+	case a := <-got:
+		if m := hosttest.Decode(t, a.body); a.code != 200 || m["state"] != "exited" {
+			t.Errorf("long poll = %d %v, want the ended task", a.code, m)
+		}
+	case <-t.Context().Done():
+		t.Fatal("the long poll did not return when the task ended")
+	}
+}
+
+// Tasks inherit only the module environment variables env_allowlist
+// names (the host passes modules PATH, HOME, LANG, TZ and a few more);
+// PATH falls back to the system's.
+func TestEnvAllowlist(t *testing.T) {
+	env := []string{"LANG=xx_TEST.UTF-8", "TZ=Test/Zone", "HOME=/tmp/home-of-the-test"}
+	for _, tc := range []struct {
+		allow     []string
+		want, not []string
+	}{
+		{nil, []string{"LANG=xx_TEST.UTF-8", "TZ=Test/Zone", "PATH=/"}, []string{"HOME="}},
+		{[]string{"env_allowlist", "HOME"}, []string{"HOME=/tmp/home-of-the-test", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, []string{"LANG=", "TZ="}},
+	} {
+		h := hosttest.Start(t, filepath.Join(bins, "modhost"), env, "--modules="+remoteJSON(tc.allow...))
+		_, id := execute(t, h, `{"command":"env"}`)
+		waitTask(t, h, id)
+		_, out := h.Get("/remote/tasks/" + id + "/stdout")
+		lines := strings.Split(out, "\n")
+		for _, w := range tc.want {
+			if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, w) }) {
+				t.Errorf("allowlist %v: the task's environment lacks %s:\n%s", tc.allow, w, out)
+			}
+		}
+		for _, n := range tc.not {
+			if slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, n) }) {
+				t.Errorf("allowlist %v: the task's environment has %s:\n%s", tc.allow, n, out)
+			}
+		}
+	}
+}
+
+// members opens a pidfd on every live process of group pgid, so their
+// end can be waited for (and a reused pid is never mistaken for them).
+func members(t *testing.T, pgid int) map[int]int {
+	t.Helper()
+	fds := map[int]int{}
+	for _, pid := range groupAlive(t, pgid) {
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			fds[pid] = fd
+			t.Cleanup(func() {
+				unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+				unix.Close(fd)
+			})
+		}
+	}
+	return fds
+}
+
+// waitFds waits on each pidfd until its process has exited; it fails the
+// test for any still running after 30s.
+func waitFds(t *testing.T, fds map[int]int, what string) {
+	t.Helper()
+	for pid, fd := range fds {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(p, 30_000)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil || n == 0 {
+				t.Errorf("%s: process %d still runs 30s later (%v)", what, pid, err)
+			}
+			break
+		}
+	}
+}
+
+// kill -9 of the host: the module dies with it (Pdeathsig) and its
+// sentinel kills what its tasks started in the background, so no process
+// of a task outlives the host, with nothing restarted on that work_dir.
+func TestHostKilledNoTaskSurvives(t *testing.T) {
+	h := startRemote(t, nil)
+	_, task := post(t, h, "/remote/tasks", `{"command":"sleep 300 & echo started; wait","shell":true}`)
+	id, pgid := task["id"].(string), int(task["pid"].(float64))
+	waitLine(t, h, id, "started\n")
+	fds := members(t, pgid)
+	if len(fds) < 2 {
+		t.Fatalf("group %d: %v, want the shell and its sleep", pgid, fds)
+	}
+	if err := h.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-h.Exited
+	waitFds(t, fds, "after kill -9 of the host")
+	if left := groupAlive(t, pgid); len(left) > 0 {
+		t.Errorf("processes of group %d left: %v", pgid, left)
+	}
 }

@@ -79,9 +79,8 @@ type Service struct {
 	lastID  string
 	stats   stats
 
-	wg       sync.WaitGroup // task watchers and the janitor
-	stopJan  chan struct{}
-	janitorC chan struct{} // pokes the janitor (max_tasks exceeded)
+	wg      sync.WaitGroup // task watchers and the janitor
+	stopJan chan struct{}
 }
 
 // entry is a task in the index. Its fields are guarded by Service.mu.
@@ -138,8 +137,8 @@ func Open(dir string, p Params, env []string, log *slog.Logger, opts ...Option) 
 	s := &Service{
 		p: p, dir: dir, env: env, log: log, ended: make(chan struct{}),
 		tasks: map[string]*entry{}, byPid: map[int]*entry{}, byKey: map[string]*entry{}, owners: map[string]string{},
-		stopJan: make(chan struct{}), janitorC: make(chan struct{}, 1),
-		stats: stats{byState: map[State]int64{}},
+		stopJan: make(chan struct{}),
+		stats:   stats{byState: map[State]int64{}},
 	}
 	close(s.ended)
 	for _, o := range opts {
@@ -633,17 +632,40 @@ func (s *Service) watch(e *entry, lv *live, t *task.Task) {
 	s.stats.finished++
 	s.stats.byState[r.State]++
 	next := s.popQueuedLocked()
-	over := len(s.tasks)-s.running-len(s.queue) > s.p.MaxTasks
+	expired := s.trimLocked()
 	s.mu.Unlock()
+	s.removeFiles(expired)
 	s.auditEnd(r, t.Stdout().Info().Total, t.Stderr().Info().Total)
 	close(lv.done)
 	for _, q := range next {
 		_ = s.launch(q)
 	}
-	if over {
-		select {
-		case s.janitorC <- struct{}{}:
-		default:
+}
+
+// trimLocked forgets the oldest finished tasks beyond max_tasks and
+// returns their ids (their files are the caller's to remove). It runs as
+// each task ends, before the result is reported, so max_tasks holds
+// whenever a client looks. s.mu is held.
+func (s *Service) trimLocked() []string {
+	finished := len(s.tasks) - s.running - len(s.queue)
+	var gone []string
+	for i := 0; i < len(s.order) && finished > s.p.MaxTasks; i++ {
+		e := s.order[i]
+		if e.gone || e.run != nil || !e.state.Final() {
+			continue
+		}
+		gone = append(gone, e.id)
+		s.purgeLocked(e)
+		finished--
+	}
+	return gone
+}
+
+// removeFiles removes the output spools of forgotten tasks.
+func (s *Service) removeFiles(ids []string) {
+	for _, id := range ids {
+		if err := os.RemoveAll(s.taskDir(id)); err != nil {
+			s.log.Warn("could not remove an expired task's files", "id", id, "error", err)
 		}
 	}
 }
@@ -674,8 +696,8 @@ func finish(r *record, res task.Result) {
 	}
 }
 
-// janitor enforces retention: every minute, and when max_tasks is passed;
-// it also compacts the journal.
+// janitor enforces retention by age every minute (max_tasks is enforced
+// as each task ends) and compacts the journal.
 func (s *Service) janitor() {
 	defer s.wg.Done()
 	tick := time.NewTicker(time.Minute)
@@ -685,7 +707,6 @@ func (s *Service) janitor() {
 		case <-s.stopJan:
 			return
 		case <-tick.C:
-		case <-s.janitorC:
 		}
 		s.evict(time.Now())
 		s.compactIfWorth()
@@ -697,24 +718,16 @@ func (s *Service) janitor() {
 // tasks are never removed.
 func (s *Service) evict(now time.Time) {
 	s.mu.Lock()
-	finished := len(s.tasks) - s.running - len(s.queue)
 	var gone []string
 	for _, e := range s.order {
-		if e.gone || e.run != nil || !e.state.Final() {
-			continue
-		}
-		if finished > s.p.MaxTasks || now.Sub(e.ended) >= s.p.Retention {
+		if !e.gone && e.run == nil && e.state.Final() && now.Sub(e.ended) >= s.p.Retention {
 			gone = append(gone, e.id)
 			s.purgeLocked(e)
-			finished--
 		}
 	}
+	gone = append(gone, s.trimLocked()...)
 	s.mu.Unlock()
-	for _, id := range gone {
-		if err := os.RemoveAll(s.taskDir(id)); err != nil {
-			s.log.Warn("could not remove an expired task's files", "id", id, "error", err)
-		}
-	}
+	s.removeFiles(gone)
 	if len(gone) > 0 {
 		s.log.Debug("expired finished tasks", "count", len(gone))
 	}
