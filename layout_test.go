@@ -31,8 +31,6 @@ func TestDependencyDirection(t *testing.T) {
 				t.Errorf("%s imports %s: nothing imports the host", pkg, imp)
 			case hasPrefix(imp, mod+"/internal/wire") && hasPrefix(pkg, mod+"/examples", mod+"/module"):
 				t.Errorf("%s imports %s: modules use the sdk, not the wire", pkg, imp)
-			case pkg == mod+"/module/internal/task" && (hasPrefix(imp, "net/http", "net/rpc", mod) || hasPrefix(imp, transport...)):
-				t.Errorf("%s imports %s: the task package knows processes, not HTTP, gRPC or the rest of the repo", pkg, imp)
 			case hasPrefix(imp, mod+"/sdk") && hasPrefix(pkg, mod+"/internal", mod+"/host") && !hasPrefix(pkg, mod+"/host/internal/testmodule"):
 				t.Errorf("%s imports %s: the sdk sits above the wire and beside the host", pkg, imp)
 			}
@@ -48,4 +46,26 @@ func hasPrefix(path string, roots ...string) bool {
 		}
 	}
 	return false
+}
+
+// TestTaskPackageKnowsProcesses checks the task package's whole
+// dependency graph, not only its direct imports: no HTTP, RPC or gRPC,
+// and nothing else of this repository, however indirectly.
+func TestTaskPackageKnowsProcesses(t *testing.T) {
+	const task = mod + "/module/internal/task"
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "./module/internal/task").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 || deps[len(deps)-1] != task {
+		t.Fatalf("go list -deps listed %d packages, ending %q: not the task package's graph", len(deps), deps[len(deps)-1:])
+	}
+	forbidden := []string{"net/http", "net/rpc", "google.golang.org/grpc", "github.com/hashicorp/go-plugin",
+		"github.com/gogo/protobuf", "github.com/golang/protobuf", "google.golang.org/protobuf"}
+	for _, dep := range deps {
+		if hasPrefix(dep, forbidden...) || (hasPrefix(dep, mod) && dep != task) {
+			t.Errorf("%s depends on %s: the task package knows processes, not HTTP, gRPC or the rest of the repo", task, dep)
+		}
+	}
 }
