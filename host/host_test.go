@@ -142,7 +142,7 @@ func TestLoadErrors(t *testing.T) {
 		{"provision fails", []string{"--modules=" + testmodJSON("bad", "fail", "parameter 'x' must be a number")},
 			[]string{"Error loading modules:", "parameter 'x' must be a number"}},
 		{"route conflict", []string{"--modules=" + two},
-			[]string{"Error loading modules:", "both mount /testmod/", "a (", "b ("}},
+			[]string{"Error loading modules:", "both mount /testmod/", "a (", "b (", "give one of them another id"}},
 		{"both modules flags", []string{"--modules={}", "--modules_dir=" + dir},
 			[]string{"--modules", "--modules_dir"}},
 		{"unknown flag", []string{"--prot=1"},

@@ -117,7 +117,7 @@ func New(info Info, modules []Module, opts Options) (*Server, error) {
 			errs = append(errs, fmt.Errorf("module %s: id %q is reserved for the agent's own /%s endpoints", name, man.ID, man.ID))
 			continue
 		case owner[man.ID] != "":
-			errs = append(errs, fmt.Errorf("modules %s and %s both mount /%s/: route conflict", owner[man.ID], name, man.ID))
+			errs = append(errs, fmt.Errorf("modules %s and %s both mount /%s/: a module's id (the first argument of sdk.Serve) is its mount point, and two modules cannot share one; remove one of them from modules.json, or give one of them another id", owner[man.ID], name, man.ID))
 			continue
 		}
 		owner[man.ID] = name
