@@ -74,7 +74,7 @@ func ServeInProcess(ctx context.Context, id string, m Module, opts InProcess) (h
 		proc.Stop()
 		done <- a.close()
 	}()
-	return mux, done, nil
+	return wire.JSONErrors(mux), done, nil // unmatched requests answered as the host answers them
 }
 
 func reattachJSON(ri wire.ReattachInfo) string {

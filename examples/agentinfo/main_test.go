@@ -62,7 +62,7 @@ func TestNotes(t *testing.T) {
 		{"PUT", "/agentinfo/notes/big", strings.Repeat("x", 64<<10+1), 413, "a note is at most 64 KiB\n"},
 		{"GET", "/agentinfo/notes/big", "", 404, "no note named big\n"},
 		{"PUT", "/agentinfo/notes/" + strings.Repeat("n", 64), "x", 204, ""},
-		{"DELETE", "/agentinfo/notes/todo.txt", "", 405, "Method Not Allowed\n"},
+		{"DELETE", "/agentinfo/notes/todo.txt", "", 405, `{"error":"method DELETE is not allowed on /agentinfo/notes/todo.txt (allowed: GET, HEAD, PUT)"}` + "\n"},
 	} {
 		if status, body := call(t, srv, tc.method, tc.path, tc.body); status != tc.status || body != tc.want {
 			t.Errorf("%s %s = %d %q, want %d %q", tc.method, tc.path, status, body, tc.status, tc.want)

@@ -35,8 +35,8 @@ func TestRoutes(t *testing.T) {
 		{"POST", "/counter/hit", 200, "1\n"},
 		{"POST", "/counter/hit", 200, "2\n"},
 		{"GET", "/counter/", 200, "2\n"},
-		{"GET", "/counter/hit", 405, "Method Not Allowed\n"},
-		{"GET", "/counter/other", 404, "404 page not found\n"},
+		{"GET", "/counter/hit", 405, `{"error":"method GET is not allowed on /counter/hit (allowed: POST)"}` + "\n"},
+		{"GET", "/counter/other", 404, `{"error":"no route for GET /counter/other (GET /help lists them)"}` + "\n"},
 	} {
 		if status, body := call(t, srv, tc.method, tc.path); status != tc.status || body != tc.body {
 			t.Errorf("%s %s = %d %q, want %d %q", tc.method, tc.path, status, body, tc.status, tc.body)

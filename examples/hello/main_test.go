@@ -19,7 +19,7 @@ func TestGreet(t *testing.T) {
 		{"default greeting", nil, "/hello/world", 200, "Hello, world!\n"},
 		{"greeting parameter", []sdktest.Option{sdktest.Params("greeting", "Bonjour")}, "/hello/Mesos", 200, "Bonjour, Mesos!\n"},
 		{"escaped name", nil, "/hello/a%20b", 200, "Hello, a b!\n"},
-		{"no such route", nil, "/hello/a/b", 404, "404 page not found\n"},
+		{"no such route", nil, "/hello/a/b", 404, `{"error":"no route for GET /hello/a/b (GET /help lists them)"}` + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := sdktest.NewServer(t, "hello", &hello{}, tc.opts...)
