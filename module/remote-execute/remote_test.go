@@ -156,9 +156,24 @@ func TestRejections(t *testing.T) {
 			}
 		}
 	}
-	resp, _ := h.Request("GET", "/remote/execute", nil)
-	if resp.StatusCode != 405 || !strings.Contains(resp.Header.Get("Allow"), "POST") {
-		t.Errorf("GET /remote/execute = %d Allow %q, want 405 with Allow: POST", resp.StatusCode, resp.Header.Get("Allow"))
+	// Wrong method and unknown paths under /remote/ are JSON errors too
+	// (the host's route table answers them; see internal/wire).
+	for _, tc := range []struct {
+		method, path, allow string
+		code                int
+	}{
+		{"GET", "/remote/execute", "POST", 405},
+		{"DELETE", "/remote/status", "GET", 405},
+		{"GET", "/remote/no-such-route", "", 404},
+		{"GET", "/remote/tasks/x/y/z", "", 404},
+	} {
+		resp, b := h.Request(tc.method, tc.path, nil)
+		var m map[string]any
+		if resp.StatusCode != tc.code || !strings.Contains(resp.Header.Get("Allow"), tc.allow) ||
+			resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(b), &m) != nil || m["error"] == nil {
+			t.Errorf("%s %s = %d Allow %q %q %s, want %d with a JSON error", tc.method, tc.path, resp.StatusCode,
+				resp.Header.Get("Allow"), resp.Header.Get("Content-Type"), b, tc.code)
+		}
 	}
 	code, b := h.Get("/remote/task")
 	if m := hosttest.Decode(t, b); code != 200 || len(m["pids"].([]any)) != 1 {
