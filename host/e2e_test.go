@@ -47,7 +47,11 @@ func TestMain(m *testing.M) {
 func orphan(exe string) int {
 	cmd := exec.Command(exe)
 	cmd.Env = []string{wire.Handshake.MagicCookieKey + "=" + wire.Handshake.MagicCookieValue,
-		"PLUGIN_PROTOCOL_VERSIONS=" + strconv.Itoa(wire.ProtocolVersion), hosttest.RaceEnv}
+		"PLUGIN_PROTOCOL_VERSIONS=" + strconv.Itoa(wire.ProtocolVersion), hosttest.RaceEnv,
+		// As a host does: the module's socket in a folder of the host's
+		// (the test's), never in $TMPDIR, where a module that exits
+		// without closing it would leave it behind.
+		"PLUGIN_UNIX_SOCKET_DIR=" + os.Getenv("EXECMOD_TEST_ORPHAN_SOCKETS")}
 	out, err := cmd.StdoutPipe()
 	if err == nil {
 		err = cmd.Start()

@@ -379,7 +379,8 @@ func TestHostSIGTERMStopsModulesAndTheirChildren(t *testing.T) {
 // the host sets: the SDK watches its parent.
 func TestModuleExitsWhenOrphaned(t *testing.T) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), hosttest.RaceEnv, "EXECMOD_TEST_ORPHAN="+filepath.Join(bins, "testmodule"))
+	cmd.Env = append(os.Environ(), hosttest.RaceEnv, "EXECMOD_TEST_ORPHAN="+filepath.Join(bins, "testmodule"),
+		"EXECMOD_TEST_ORPHAN_SOCKETS="+t.TempDir())
 	out, err := cmd.Output()
 	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
 	if err != nil || perr != nil {

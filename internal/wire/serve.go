@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -71,6 +72,7 @@ func ServeDebug(ctx context.Context, m Module, opts ServeOptions) (ReattachInfo,
 
 func serveTest(ctx context.Context, m Module, opts ServeOptions) (*plugin.ReattachConfig, <-chan struct{}, error) {
 	cfg := serveConfig(m, opts)
+	cfg.Logger = quietStop{cfg.Logger}
 	rcCh := make(chan *plugin.ReattachConfig, 1)
 	closeCh := make(chan struct{})
 	cfg.Test = &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: rcCh, CloseCh: closeCh}
@@ -103,6 +105,22 @@ func serveConfig(m Module, opts ServeOptions) *plugin.ServeConfig {
 			return grpc.NewServer(o...)
 		},
 	}
+}
+
+// quietStop drops the error go-plugin logs when its gRPC server's listener
+// is closed: in test and debug mode that is how every clean stop happens,
+// and an "error" line in a passing test's log misleads.
+type quietStop struct{ hclog.Logger }
+
+func (l quietStop) Error(msg string, args ...any) {
+	if msg == "grpc server" {
+		for _, a := range args {
+			if err, ok := a.(error); ok && errors.Is(err, net.ErrClosed) {
+				return
+			}
+		}
+	}
+	l.Logger.Error(msg, args...)
 }
 
 // server implements the Module gRPC service on top of a Module.
