@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/execmod/execmod/internal/hosttest"
+	"github.com/execmod/execmod/sdk/sdktest"
 )
 
 // The seed README's examples, through the real host and module.
@@ -705,4 +706,39 @@ func TestHostKilledNoTaskSurvives(t *testing.T) {
 	if left := groupAlive(t, pgid); len(left) > 0 {
 		t.Errorf("processes of group %d left: %v", pgid, left)
 	}
+}
+
+// BenchmarkInProcess runs `true` to its result through the module served
+// in this process over the SDK's gRPC bridge (the host's protocol,
+// without the host), next to os/exec spawning it: the module's own share
+// of the bench's latency figure, and a target for -cpuprofile. Compare
+// the ns/op of the two sub-benchmarks.
+func BenchmarkInProcess(b *testing.B) {
+	b.Run("spawn", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := exec.Command("true").Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("module", func(b *testing.B) {
+		srv := sdktest.NewServer(b, "remote", &module{}, sdktest.LogLevel("WARNING"), sdktest.Params("max_concurrent", "64", "max_queued", "1024"))
+		c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				resp, err := c.Post(srv.URL+"/remote/tasks?wait=60s", "application/json", strings.NewReader(`{"command":"true"}`))
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 201 || !strings.Contains(string(body), `"state":"exited"`) {
+					b.Fatalf("%d %s", resp.StatusCode, body)
+				}
+			}
+		})
+	})
 }
