@@ -72,6 +72,12 @@ proto:
 bench:
 	$(GO) run ./bench $(ARGS)
 
+## soak: the soak/chaos run: the real host and module under load and faults, invariants checked (about 7 minutes; SOAK_ARGS=-seed=N repeats a run)
+.PHONY: soak
+soak:
+	@mkdir -p $(RUNDIR)
+	$(GO) run ./soak -json=$(RUNDIR)/soak.json $(SOAK_ARGS)
+
 ## fuzz: run every fuzz target for a bounded time
 FUZZTIME ?= 30s
 fuzz:
