@@ -733,15 +733,23 @@ func (s *Service) evict(now time.Time) {
 	}
 }
 
+// compactMin is the journal size below which it is never compacted.
+const compactMin = 1 << 20
+
 // compactIfWorth rewrites the journal when less than half of it is the
 // retained tasks' latest lines.
 func (s *Service) compactIfWorth() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	size := s.journal.Size()
-	if size < 1<<20 || size < 2*s.live {
-		return
+	if size := s.journal.Size(); size >= compactMin && size >= 2*s.live {
+		s.compactLocked()
 	}
+}
+
+// compactLocked rewrites the journal with the retained tasks' latest
+// lines. s.mu is held.
+func (s *Service) compactLocked() {
+	size := s.journal.Size()
 	var keep []*entry
 	var lines []line
 	for _, e := range s.order {

@@ -166,22 +166,13 @@ func RunSentinel(in io.Reader, log io.Writer) int {
 	groups := map[int]uint64{}
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
-		line := sc.Text()
-		if len(line) < 2 {
-			continue
-		}
-		switch line[0] {
-		case '+':
-			pg, ticks, _ := strings.Cut(line[1:], " ")
-			pgid, err1 := strconv.Atoi(pg)
-			t, err2 := strconv.ParseUint(ticks, 10, 64)
-			if err1 == nil && err2 == nil && pgid > 1 {
-				groups[pgid] = t
-			}
-		case '-':
-			if pgid, err := strconv.Atoi(line[1:]); err == nil {
-				delete(groups, pgid)
-			}
+		add, pgid, ticks, ok := parseSentinelLine(sc.Text())
+		switch {
+		case !ok:
+		case add:
+			groups[pgid] = ticks
+		default:
+			delete(groups, pgid)
 		}
 	}
 	if len(groups) == 0 {
@@ -190,4 +181,29 @@ func RunSentinel(in io.Reader, log io.Writer) int {
 	n := killGroups(groups)
 	fmt.Fprintf(log, "task sentinel: the service is gone; SIGKILLed %d process(es) of %d task group(s)\n", n, len(groups))
 	return 0
+}
+
+// parseSentinelLine reads "+PGID TICKS" (watch) or "-PGID" (forget); ok
+// is false for anything else, which the sentinel ignores.
+func parseSentinelLine(line string) (add bool, pgid int, ticks uint64, ok bool) {
+	if len(line) < 2 {
+		return false, 0, 0, false
+	}
+	switch line[0] {
+	case '+':
+		pg, t, found := strings.Cut(line[1:], " ")
+		n, err1 := strconv.Atoi(pg)
+		tk, err2 := strconv.ParseUint(t, 10, 64)
+		if !found || err1 != nil || err2 != nil || n <= 1 {
+			return false, 0, 0, false
+		}
+		return true, n, tk, true
+	case '-':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n <= 1 {
+			return false, 0, 0, false
+		}
+		return false, n, 0, true
+	}
+	return false, 0, 0, false
 }

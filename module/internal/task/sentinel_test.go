@@ -314,3 +314,40 @@ func TestRunSentinel(t *testing.T) {
 		t.Errorf("sentinel log %q", log.String())
 	}
 }
+
+func TestParseSentinelLine(t *testing.T) {
+	for _, tc := range []struct {
+		line    string
+		add, ok bool
+		pgid    int
+		ticks   uint64
+	}{
+		{"+42 7", true, true, 42, 7},
+		{"-42", false, true, 42, 0},
+		{"+1 7", false, false, 0, 0}, // never init's group
+		{"+-5 7", false, false, 0, 0},
+		{"+42", false, false, 0, 0},
+		{"+42 x", false, false, 0, 0},
+		{"-", false, false, 0, 0},
+		{"42", false, false, 0, 0},
+		{"", false, false, 0, 0},
+	} {
+		add, pgid, ticks, ok := parseSentinelLine(tc.line)
+		if add != tc.add || ok != tc.ok || pgid != tc.pgid || ticks != tc.ticks {
+			t.Errorf("parseSentinelLine(%q) = %v %d %d %v", tc.line, add, pgid, ticks, ok)
+		}
+	}
+}
+
+// The sentinel's input is ours, but a parser of bytes gets fuzzed: no
+// panic, and a line it accepts names a group above 1.
+func FuzzParseSentinelLine(f *testing.F) {
+	for _, s := range []string{"+42 7", "-42", "+1 1", "+99999999999999999999 1", "-0", "+4 18446744073709551615"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if _, pgid, _, ok := parseSentinelLine(line); ok && pgid <= 1 {
+			t.Errorf("parseSentinelLine(%q) accepted pgid %d", line, pgid)
+		}
+	})
+}
