@@ -3,6 +3,7 @@ package remote
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -224,4 +225,90 @@ func FuzzParseParams(f *testing.F) {
 			t.Errorf("ParseParams(%q=%q) accepted %+v", k, v, p)
 		}
 	})
+}
+
+// The queue: a replayed key answers at once, a queued task can be killed,
+// the queue is bounded, and a freed slot starts the next task.
+func TestQueue(t *testing.T) {
+	p := DefaultParams()
+	p.MaxConcurrent, p.MaxQueued, p.KillGrace = 1, 2, time.Second
+	s := open(t, t.TempDir(), p)
+	submit := func(key string, args ...string) (record, bool, error) {
+		return s.Submit(request.Command{Path: args[0], Args: args, IdempotencyKey: key}, "", nil)
+	}
+	a, _, err := submit("", "sleep", "300")
+	if err != nil || a.State != Running {
+		t.Fatalf("first = %+v, %v", a, err)
+	}
+	b, _, err := submit("k", "echo", "b")
+	if err != nil || b.State != Queued {
+		t.Fatalf("second = %+v, %v", b, err)
+	}
+	if again, replayed, err := submit("k", "echo", "other"); err != nil || !replayed || again.ID != b.ID || again.State != Queued {
+		t.Errorf("replay of a queued task = %+v %v %v", again, replayed, err)
+	}
+	c, _, err := submit("", "true")
+	if err != nil || c.State != Queued {
+		t.Fatalf("third = %+v, %v", c, err)
+	}
+	if _, _, err := submit("", "true"); !errors.Is(err, ErrBusy) {
+		t.Errorf("over the queue: %v, want ErrBusy", err)
+	}
+	if err := s.Kill(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Wait(t.Context(), c.ID, time.Minute); got.State != Killed || got.Pid != 0 || !strings.Contains(got.Error, "queued") {
+		t.Errorf("killed while queued = %+v", got)
+	}
+	if err := s.Kill(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Wait(t.Context(), a.ID, time.Minute); got.State != Killed {
+		t.Errorf("killed = %+v", got)
+	}
+	if got, _ := s.Wait(t.Context(), b.ID, time.Minute); got.State != Exited || got.Pid == 0 {
+		t.Errorf("queued task after the slot freed = %+v", got)
+	}
+}
+
+// Many concurrent submissions: every task ends, ids sort by submission
+// and the counts add up.
+func TestConcurrentSubmit(t *testing.T) {
+	p := DefaultParams()
+	p.MaxConcurrent, p.MaxQueued = 4, 100
+	s := open(t, t.TempDir(), p)
+	const n = 40
+	ids := make(chan string, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			rec, _, err := s.Submit(request.Command{Path: "true", Args: []string{"true"}}, "", nil)
+			if err == nil {
+				rec, err = s.Wait(t.Context(), rec.ID, time.Minute)
+			}
+			if err == nil && rec.State != Exited {
+				err = errors.New("task " + rec.ID + " ended " + string(rec.State))
+			}
+			ids <- rec.ID
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+		<-ids
+	}
+	recs, _ := s.List(Filter{Limit: 1000})
+	if len(recs) != n {
+		t.Errorf("%d tasks listed, want %d", len(recs), n)
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i-1].ID >= recs[i].ID {
+			t.Errorf("ids out of order: %s before %s", recs[i-1].ID, recs[i].ID)
+		}
+	}
+	if c := s.Counts(); c["tasks_started"] != n || c["tasks_finished"] != n || c["tasks_running"] != 0 || c["tasks_queued"] != 0 {
+		t.Errorf("counts = %v", c)
+	}
 }

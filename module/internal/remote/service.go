@@ -320,6 +320,16 @@ func (s *Service) putLocked(e *entry, rec *record) error {
 	return nil
 }
 
+// insertLocked adds e to s.order in id order: at the end, unless a
+// concurrent Submit with an older id is still on its way.
+func (s *Service) insertLocked(e *entry) {
+	i := len(s.order)
+	for i > 0 && s.order[i-1].id > e.id {
+		i--
+	}
+	s.order = slices.Insert(s.order, i, e)
+}
+
 // indexLocked adds e to the pid and key maps; the newest task with a pid
 // wins.
 func (s *Service) indexLocked(e *entry) {
@@ -473,7 +483,8 @@ func (s *Service) trySubmit(cmd request.Command, principal string, accepted func
 		}
 		s.queue = append(s.queue, e)
 	}
-	s.tasks[id], s.order = e, append(s.order, e)
+	s.tasks[id] = e
+	s.insertLocked(e)
 	s.indexLocked(e)
 	out, lv := *r, e.run
 	s.mu.Unlock()
@@ -491,13 +502,13 @@ func (s *Service) trySubmit(cmd request.Command, principal string, accepted func
 	return out, false, false, nil
 }
 
-// replay answers a request whose idempotency key names e: once e has left
-// the queue or started, its record; retry if it failed to start and was
-// forgotten.
+// replay answers a request whose idempotency key names e with its
+// record; a task being started (a fork under way) is waited for, and if
+// it failed and was forgotten the key is free: retry.
 func (s *Service) replay(e *entry) (record, bool, bool, error) {
 	s.mu.Lock()
 	start := s.ended
-	if e.run != nil {
+	if e.run != nil && e.n == 0 { // neither queued nor started yet
 		start = e.run.start
 	}
 	s.mu.Unlock()
@@ -1005,9 +1016,14 @@ func (s *Service) endQueuedLocked(e *entry, why string) {
 	rec := *lv.rec
 	e.run = nil
 	s.stats.byState[Killed]++
-	s.auditEnd(rec, 0, 0)
 	close(lv.start)
-	close(lv.done)
+	s.wg.Add(1)
+	go func() { // its run line may still be on its way
+		defer s.wg.Done()
+		<-lv.audited
+		s.auditEnd(rec, 0, 0)
+		close(lv.done)
+	}()
 }
 
 // Delete purges a finished task and its files.
