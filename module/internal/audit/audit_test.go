@@ -186,6 +186,16 @@ func TestConcurrentAppends(t *testing.T) {
 		wg.Go(func() { appendN(t, l, 10) })
 	}
 	wg.Wait()
+	// Close while the syncer may be mid-fsync: it fsyncs the rest, once.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("a second Close = %v", err)
+	}
+	if err := l.Append(Entry{Action: Run}); err == nil {
+		t.Error("Append after Close succeeded")
+	}
 	if _, err := Verify(path); err != nil {
 		t.Fatal(err)
 	}
