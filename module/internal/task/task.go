@@ -300,8 +300,8 @@ func (t *Task) run(outR, errR *os.File) {
 // its zombie keeps the pid and the group id from being reused until the
 // group has been killed. If waitid fails it falls back to reaping.
 func (t *Task) watchExit() {
-	var info unix.Siginfo
-	for {
+	for !awaitExit(t.pid) {
+		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PID, t.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
 		if err == nil {
 			break
@@ -314,6 +314,34 @@ func (t *Task) watchExit() {
 	}
 	t.endedAt = time.Now()
 	close(t.exited)
+}
+
+// awaitExit returns once the child pid has exited, without reaping it. It
+// waits on a pidfd through the runtime's poller, so no OS thread (and, with
+// few Ps, no P) is held by a blocking wait, as it is in waitid(2): that
+// held P delayed the rest of the module by up to the scheduler's sysmon
+// interval. It returns false, having waited for nothing, when the pidfd
+// cannot be had; the caller then waits in waitid.
+func awaitExit(pid int) bool {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), "pidfd") // non-blocking: the poller watches it
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	exited := false
+	err = rc.Read(func(fd uintptr) bool {
+		var info unix.Siginfo
+		// P_PIDFD = 3; WNOHANG: has it exited yet? (readable means it has)
+		werr := unix.Waitid(3, int(fd), &info, unix.WEXITED|unix.WNOWAIT|unix.WNOHANG, nil)
+		exited = werr == nil && info.Signo != 0
+		return exited || (werr != nil && werr != unix.EINTR)
+	})
+	return err == nil && exited
 }
 
 // control enforces Timeout and Kill until the leader has exited.
