@@ -41,13 +41,12 @@
 // Appends are serialized: each line is written with one write(2), in
 // order, before Append returns. From then on it survives any crash of the
 // module or the host: the kernel has it. It reaches the disk itself a
-// moment later, without the caller waiting: a syncer fsyncs whatever has
-// been written since its last fsync, so the lines written while one fsync
-// runs are covered by the next (group commit), and no line waits for a
-// timer or a batch to fill. What a power loss or a kernel crash can take
-// is therefore the lines of about the last fsync (an fsync costs about a
-// quarter of a millisecond on the development machine), where waiting for
-// it would cost every request that much. An fsync that fails is logged
+// moment later, without the caller waiting: a syncer fsyncs, at most
+// syncDelay (5 ms) after a line was written, everything written by then
+// (group commit). What a power loss or a kernel crash can take is
+// therefore the lines of about the last 5 ms, where waiting for an fsync
+// (about a quarter of a millisecond each on the development machine,
+// and one per line) would cost every request. An fsync that fails is logged
 // and makes every later Append fail, so that the module stops taking work
 // it can no longer audit; Close fsyncs what is left. After a restart Open
 // continues the chain from the last line; a torn last line (a crash in
@@ -237,21 +236,34 @@ func (l *Log) recover() error {
 	return err
 }
 
-// Append adds e as the next line (setting Seq, and Time when zero), logs
-// it at WARN (see "The host's log"), and returns once it is on disk. It is
-// safe for concurrent use.
+// Append adds e as the next line (setting Seq, and Time when zero) and
+// returns once it is written (see "Durability"), then logs it at WARN (see
+// "The host's log"). It is safe for concurrent use.
 func (l *Log) Append(e Entry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
 	e.Time = e.Time.UTC()
+	e, prev, hash, err := l.write(e)
+	if err != nil {
+		return err
+	}
+	// Formatting the host's copy and writing it to stderr happen outside
+	// the lock, holding up no other append; its seq orders it.
+	l.log.Warn("audit", record(e, prev, hash)...)
+	return nil
+}
+
+// write chains e after the last line and writes it, serialized with every
+// other append; it returns e as written, the hash it follows and its own.
+func (l *Log) write(e Entry) (Entry, string, string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
-		return errors.New("audit: the log is closed")
+		return e, "", "", errors.New("audit: the log is closed")
 	}
 	if l.syncErr != nil {
-		return l.syncErr
+		return e, "", "", l.syncErr
 	}
 	if l.note != "" {
 		e.Error = strings.TrimPrefix(e.Error+"; "+l.note, "; ")
@@ -259,23 +271,29 @@ func (l *Log) Append(e Entry) error {
 	e.Seq = l.seq + 1
 	line, hash, err := encode(e, l.last)
 	if err != nil {
-		return fmt.Errorf("audit: %w", err)
+		return e, "", "", fmt.Errorf("audit: %w", err)
 	}
 	if _, err := l.f.Write(line); err != nil {
-		return fmt.Errorf("audit: %s: %w", l.path, err)
+		return e, "", "", fmt.Errorf("audit: %s: %w", l.path, err)
 	}
 	prev := l.last
 	l.seq, l.last, l.note = e.Seq, hash, ""
-	l.log.Warn("audit", record(e, prev, hash)...)
 	select {
 	case l.kick <- struct{}{}:
 	default: // an fsync is already wanted; it will cover this line too
 	}
-	return nil
+	return e, prev, hash, nil
 }
 
-// syncer fsyncs f whenever lines were written since its last fsync,
-// until Close, which closes f only once the syncer has returned.
+// syncDelay is how long the syncer lets lines gather before an fsync:
+// with it a burst of requests costs a few fsyncs, not one each (an fsync
+// costs the file system's other commits too), and it bounds what a power
+// loss can take to the lines of about the last syncDelay.
+const syncDelay = 5 * time.Millisecond
+
+// syncer fsyncs f whenever lines were written since its last fsync, at
+// most syncDelay after the first of them, until Close, which closes f only
+// once the syncer has returned.
 func (l *Log) syncer(f *os.File) {
 	defer close(l.stopped)
 	for {
@@ -283,6 +301,11 @@ func (l *Log) syncer(f *os.File) {
 		case <-l.stop:
 			return
 		case <-l.kick:
+		}
+		select {
+		case <-l.stop:
+			return // Close fsyncs the rest
+		case <-time.After(syncDelay):
 		}
 		if err := f.Sync(); err != nil {
 			l.mu.Lock()
