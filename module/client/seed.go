@@ -53,7 +53,8 @@ type SeedResult struct {
 	StdoutBytes, StderrBytes         int64      // written by the command
 	StdoutTruncated, StderrTruncated bool       // some output was not kept (max_output_bytes)
 	DurationMs                       int64      // wall-clock time from start to end
-	UserMs, SysMs, MaxRssKiB         int64      // CPU time in user and kernel mode; largest resident set
+	UserMs, SysMs                    int64      // CPU time in user and kernel mode
+	MaxRssKiB, MaxRssBoundKiB        int64      // largest resident set, or 0 and an upper bound (see Result)
 	StartedAt, EndedAt               *time.Time // nil when unknown
 }
 
@@ -83,9 +84,10 @@ type seedJSON struct {
 	StdoutTruncated bool       `json:"stdoutTruncated"`
 	StderrTruncated bool       `json:"stderrTruncated"`
 	Rusage          struct {
-		UserMs    int64 `json:"userMs"`
-		SysMs     int64 `json:"sysMs"`
-		MaxRssKiB int64 `json:"maxRssKiB"`
+		UserMs         int64 `json:"userMs"`
+		SysMs          int64 `json:"sysMs"`
+		MaxRssKiB      int64 `json:"maxRssKiB"`
+		MaxRssBoundKiB int64 `json:"maxRssBoundKiB"`
 	} `json:"rusage"`
 }
 
@@ -102,7 +104,7 @@ func (c *Client) TaskByPid(ctx context.Context, pid int) (SeedResult, error) {
 		SignalNumber: s.SignalNumber, TimedOut: s.TimedOut, Killed: s.Killed, KillEscalated: s.KillEscalated,
 		Error: s.Error, Stdout: s.Stdout, Stderr: s.Stderr, StdoutEncoding: s.StdoutEncoding, StderrEncoding: s.StderrEncoding,
 		StdoutBytes: s.StdoutBytes, StderrBytes: s.StderrBytes, StdoutTruncated: s.StdoutTruncated, StderrTruncated: s.StderrTruncated,
-		DurationMs: s.DurationMs, UserMs: s.Rusage.UserMs, SysMs: s.Rusage.SysMs, MaxRssKiB: s.Rusage.MaxRssKiB,
+		DurationMs: s.DurationMs, UserMs: s.Rusage.UserMs, SysMs: s.Rusage.SysMs, MaxRssKiB: s.Rusage.MaxRssKiB, MaxRssBoundKiB: s.Rusage.MaxRssBoundKiB,
 		StartedAt: s.StartedAt, EndedAt: s.EndedAt,
 	}
 	if s.ExitCode != nil {

@@ -154,13 +154,16 @@ type Result struct {
 	// (a descendant kept it open) and was cut there.
 	OutputCut bool `json:"outputCut,omitempty"`
 	// DurationMs is the wall-clock time from start to end; UserMs and
-	// SysMs the CPU time in user and kernel mode; MaxRssKiB the largest
-	// resident set size. They are the task's rusage, in milliseconds and
-	// KiB.
+	// SysMs the CPU time in user and kernel mode, in milliseconds.
 	DurationMs int64 `json:"durationMs"`
 	UserMs     int64 `json:"userMs"`
 	SysMs      int64 `json:"sysMs"`
-	MaxRssKiB  int64 `json:"maxRssKiB"`
+	// MaxRssKiB is the command's largest resident set, or 0 when Linux
+	// could not tell it apart from the module's own (it counts the parent's
+	// memory in a child's peak until its exec); MaxRssBoundKiB is then the
+	// kernel's figure, an upper bound.
+	MaxRssKiB      int64 `json:"maxRssKiB"`
+	MaxRssBoundKiB int64 `json:"maxRssBoundKiB"`
 }
 
 // Stream is a task's stdout or stderr as a task carries it.

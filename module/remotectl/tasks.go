@@ -190,7 +190,11 @@ func writeTask(w io.Writer, t client.Task) {
 		}
 		row("Ended by", strings.Join(flags, ", "))
 		row("Duration", (time.Duration(r.DurationMs) * time.Millisecond).String())
-		row("CPU", fmt.Sprintf("user %dms, sys %dms; max RSS %d KiB", r.UserMs, r.SysMs, r.MaxRssKiB))
+		rss := fmt.Sprintf("%d KiB", r.MaxRssKiB)
+		if r.MaxRssKiB == 0 && r.MaxRssBoundKiB > 0 {
+			rss = fmt.Sprintf("at most %d KiB", r.MaxRssBoundKiB) // Linux could not tell the command's own peak
+		}
+		row("CPU", fmt.Sprintf("user %dms, sys %dms; max RSS %s", r.UserMs, r.SysMs, rss))
 	}
 	row("Error", t.Error)
 	for _, s := range []struct {
