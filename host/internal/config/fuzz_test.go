@@ -10,7 +10,7 @@ import (
 // back to the same duration, give or take float rounding.
 func FuzzParseDuration(f *testing.F) {
 	for _, s := range []string{"30secs", "1.5mins", "100ms", "2hrs", "1weeks", "0ns", "1m30s", "-1secs", ".5days",
-		"9223372036854775806ns", "1e3secs", "NaNsecs", "Infsecs", "secs", "1.2.3ms"} {
+		"9007199254740993ns", "1e3secs", "NaNsecs", "Infsecs", "secs", "1.2.3ms"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
