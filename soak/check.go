@@ -74,14 +74,22 @@ func fieldDiff(a, b []byte) string {
 	_ = json.Unmarshal(a, &ma)
 	_ = json.Unmarshal(b, &mb)
 	var diffs []string
-	for _, k := range slices.Sorted(maps.Keys(ma)) {
+	// What a reader wants first: the state, the error, the result.
+	keys := slices.SortedFunc(maps.Keys(ma), func(a, b string) int {
+		rank := func(k string) int { return max(0, 3-slices.Index([]string{"result", "error", "state"}, k)) }
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a, b)
+	})
+	for _, k := range keys {
 		ja, _ := json.Marshal(ma[k])
 		jb, _ := json.Marshal(mb[k])
 		if !bytes.Equal(ja, jb) {
 			diffs = append(diffs, fmt.Sprintf("%s %s -> %s", k, trunc(ja, 120), trunc(jb, 120)))
 		}
 	}
-	for k := range mb {
+	for _, k := range slices.Sorted(maps.Keys(mb)) {
 		if _, ok := ma[k]; !ok {
 			jb, _ := json.Marshal(mb[k])
 			diffs = append(diffs, fmt.Sprintf("%s (new) %s", k, trunc(jb, 120)))
@@ -356,17 +364,26 @@ func (s *soak) finalChecks() {
 
 // invariant is one checked promise.
 type invariant struct {
-	Name       string   `json:"name"`
-	OK         bool     `json:"ok"`
-	Count      int      `json:"count"`
-	Detail     string   `json:"detail"`
-	Violations int      `json:"violations"`
-	Examples   []string `json:"examples,omitempty"`
+	Name       string         `json:"name"`
+	OK         bool           `json:"ok"`
+	Count      int            `json:"count"`
+	Detail     string         `json:"detail"`
+	Violations int            `json:"violations"`
+	Classes    map[string]int `json:"violations_by_class,omitempty"`
+	Examples   []string       `json:"examples,omitempty"`
 }
 
-func (iv *invariant) violate(format string, args ...any) {
+// violate records a violation of class; the first three of each class
+// are kept as examples.
+func (iv *invariant) violate(class, format string, args ...any) {
 	iv.Violations++
-	iv.Examples = appendMax(iv.Examples, fmt.Sprintf(format, args...))
+	if iv.Classes == nil {
+		iv.Classes = map[string]int{}
+	}
+	iv.Classes[class]++
+	if iv.Classes[class] <= 3 {
+		iv.Examples = append(iv.Examples, class+": "+fmt.Sprintf(format, args...))
+	}
 }
 
 // Summary is the run's machine-readable result.
@@ -443,17 +460,17 @@ func (s *soak) checkAccounted(tasks []*tracked) invariant {
 		j := tr.Job
 		name := fmt.Sprintf("%s %s", j.Kind, tr.ID)
 		for _, p := range tr.Problems {
-			iv.violate("%s: %s", name, p)
+			iv.violate("harness could not follow the task", "%s: %s", name, p)
 		}
 		for _, v := range tr.Vanished {
-			iv.violate("%s vanished: %s", name, v)
+			iv.violate("vanished (404)", "%s vanished: %s", name, v)
 		}
 		if tr.Purged {
 			purged++
 			continue
 		}
 		if t == nil {
-			iv.violate("%s: never seen final (acknowledged %d at +%.1fs)", name, tr.AckStatus, tr.AckAt.Sub(s.start).Seconds())
+			iv.violate("never seen final", "%s: never seen final (acknowledged %d at +%.1fs)", name, tr.AckStatus, tr.AckAt.Sub(s.start).Seconds())
 			continue
 		}
 		why := j.natural(t, stdout)
@@ -471,16 +488,16 @@ func (s *soak) checkAccounted(tasks []*tracked) invariant {
 		case j.KillAfter > 0 && !tr.KillAcked && t.State == client.StateTimedOut && s.ev.overlaps(from, to, deaths...):
 			notKilled++ // the kill fell in a fault window and never got through
 		default:
-			where := ""
+			where, class := "", "result differs from what the command did"
 			if s.ev.overlaps(from, to, wDiskFull) {
-				where = " [while the work_dir was full]"
+				where, class = " [while the work_dir was full]", class+" (work_dir full)"
 			} else if s.ev.overlaps(from, to, deaths...) {
 				where = " [across a module or host restart]"
 			}
-			iv.violate("%s: %s%s (error %q)", name, why, where, t.Error)
+			iv.violate(class, "%s: %s%s (error %q)", name, why, where, t.Error)
 		}
 		if followed != nil && t.Stdout != nil && !t.Stdout.Truncated && !bytes.Equal(followed, stdout) {
-			iv.violate("%s: a follow=true read (acknowledged %d: %s) got %d bytes (sha %s), the stored output is %d (sha %s)", name,
+			iv.violate("follow=true read differs from the stored output", "%s: a follow=true read (acknowledged %d: %s) got %d bytes (sha %s), the stored output is %d (sha %s)", name,
 				tr.AckStatus, http.StatusText(tr.AckStatus), len(followed), sum(followed), len(stdout), sum(stdout))
 		}
 	}
@@ -495,20 +512,27 @@ func (s *soak) checkStable() invariant {
 	iv := invariant{Name: "results identical after every restart"}
 	for _, rc := range s.rechecks {
 		iv.Count += rc.Checked
-		if rc.Differ+rc.Missing > 0 {
-			iv.Violations += rc.Differ + rc.Missing
-			for _, e := range rc.Examples {
-				iv.Examples = appendMax(iv.Examples, "after "+rc.After+": "+e)
+		for _, e := range rc.Examples {
+			class := "changed after a restart"
+			if strings.HasSuffix(e, "is no longer listed") {
+				class = "gone after a restart"
 			}
+			iv.violate(class, "after %s: %s", rc.After, e)
+		}
+		// Examples are capped at 10 a re-check; count the rest.
+		if n := rc.Differ + rc.Missing - len(rc.Examples); n > 0 {
+			iv.Violations += n
+			iv.Classes["changed or gone after a restart (not shown)"] += n
 		}
 	}
 	f := s.final
 	iv.Count += f.FullChecked
-	if f.FullDiffer+f.FullMissing > 0 {
-		iv.Violations += f.FullDiffer + f.FullMissing
-		for _, e := range f.FullExample {
-			iv.Examples = appendMax(iv.Examples, "full re-read: "+e)
-		}
+	for _, e := range f.FullExample {
+		iv.violate("full re-read differs", "%s", e)
+	}
+	if n := f.FullDiffer + f.FullMissing - len(f.FullExample); n > 0 {
+		iv.Violations += n
+		iv.Classes["full re-read differs (not shown)"] += n
 	}
 	iv.OK = iv.Violations == 0
 	iv.Detail = fmt.Sprintf("%d re-reads after %d restarts (list form), %d full re-reads with raw stdout after the last; %d differ or missing",
@@ -519,37 +543,37 @@ func (s *soak) checkStable() invariant {
 func (s *soak) checkProcesses() invariant {
 	iv := invariant{Name: "no leftover processes, zombies, sockets or files", Count: s.procs.count()}
 	for _, l := range s.final.Leftovers {
-		iv.violate("after the host stopped: %s", l)
+		iv.violate("left running after the host stopped", "%s", l)
 	}
 	for _, l := range s.idle.Leftovers {
 		if !slices.ContainsFunc(s.final.Leftovers, func(f string) bool { return strings.HasPrefix(f, fmt.Sprintf("pid %d ", l.Pid)) }) {
-			iv.violate("with no task running, killed only when the host stopped: pid %d %q", l.Pid, l.Cmdline)
+			iv.violate("alive with no task running", "with no task running, killed only when the host stopped: pid %d %q", l.Pid, l.Cmdline)
 		}
 	}
 	for _, z := range append(slices.Clone(s.idle.Zombies), s.final.Zombies...) {
-		iv.violate("zombie: %s", z)
+		iv.violate("zombie", "%s", z)
 	}
 	for _, f := range s.final.StrayFiles {
-		iv.violate("outside work_dir: %s", f)
+		iv.violate("file or socket outside work_dir", "%s", f)
 	}
 	for _, p := range []struct {
 		name string
 		m    memPair
 	}{{"host", s.mem.Host}, {"module", s.mem.Module}} {
 		for _, o := range p.m.End.Fds.Outside {
-			iv.violate("the %s has %s open (outside work_dir)", p.name, o)
+			iv.violate("file or socket outside work_dir", "the %s has %s open (outside work_dir)", p.name, o)
 		}
 		if !fdGrowthOK(p.m) {
-			iv.violate("the %s's descriptors grew from %d to %d (%d sockets, was %d)", p.name, p.m.Base.Fds.Total,
+			iv.violate("descriptor leak", "the %s's descriptors grew from %d to %d (%d sockets, was %d)", p.name, p.m.Base.Fds.Total,
 				p.m.End.Fds.Total, p.m.End.Fds.Sockets, p.m.Base.Fds.Sockets)
 		}
 	}
 	if s.idle.Running > 0 {
-		iv.violate("%d tasks still queued or running after the load", s.idle.Running)
+		iv.violate("tasks still running", "%d tasks still queued or running after the load", s.idle.Running)
 	}
 	iv.OK = iv.Violations == 0
-	iv.Detail = fmt.Sprintf("%d marked processes seen; %d left running, %d zombies, %d stray files/sockets; fds host %d->%d, module %d->%d",
-		iv.Count, len(s.final.Leftovers)+len(s.idle.Leftovers), len(s.idle.Zombies)+len(s.final.Zombies), len(s.final.StrayFiles),
+	iv.Detail = fmt.Sprintf("%d marked processes seen; %d left running after the host stopped, %d zombies, %d stray files/sockets; fds host %d->%d, module %d->%d",
+		iv.Count, len(s.final.Leftovers), len(s.idle.Zombies)+len(s.final.Zombies), len(s.final.StrayFiles),
 		s.mem.Host.Base.Fds.Total, s.mem.Host.End.Fds.Total, s.mem.Module.Base.Fds.Total, s.mem.Module.End.Fds.Total)
 	return iv
 }
@@ -573,16 +597,14 @@ func (s *soak) checkHTTP(sum *Summary) invariant {
 		switch {
 		case e.Err != "" && s.ev.overlaps(e.Start, e.End, restarts...):
 			cut++
-		case e.Err != "" && strings.Contains(e.Err, "context deadline exceeded") && s.ev.overlaps(e.Start, e.End, wDiskFull):
-			cut++
 		case e.Err != "":
-			iv.violate("%s %s at %s: %s", e.Method, e.Route, when, e.Err)
+			iv.violate("no valid answer outside a fault window", "%s %s at %s: %s", e.Method, e.Route, when, e.Err)
 		case e.Status == http.StatusServiceUnavailable && s.ev.overlaps(e.Start, e.End, restarts...):
 			inWindow++
 		case e.Status >= 500 && s.ev.overlaps(e.Start, e.End, wDiskFull) && strings.Contains(e.Body, "no space left"):
 			diskErr++
 		case e.Status >= 500:
-			iv.violate("%s %s at %s: %d outside a restart window: %s", e.Method, e.Route, when, e.Status, strings.TrimSpace(e.Body))
+			iv.violate(fmt.Sprintf("%d outside a restart window", e.Status), "%s %s at %s: %d outside a restart window: %s", e.Method, e.Route, when, e.Status, strings.TrimSpace(e.Body))
 		}
 	}
 	iv.OK = iv.Violations == 0
@@ -603,9 +625,9 @@ func (s *soak) checkMemory() invariant {
 		m    memPair
 	}{{"host", s.mem.Host}, {"module", s.mem.Module}} {
 		if p.m.Base.Pid == 0 {
-			iv.violate("no %s baseline was measured", p.name)
+			iv.violate("no baseline", "no %s baseline was measured", p.name)
 		} else if !p.m.OK {
-			iv.violate("%s RSS %d KiB after the load, baseline %d KiB, limit %d KiB (peak %d)", p.name,
+			iv.violate("RSS above the limit", "%s RSS %d KiB after the load, baseline %d KiB, limit %d KiB (peak %d)", p.name,
 				p.m.End.RSSKiB, p.m.Base.RSSKiB, p.m.LimitKiB, p.m.PeakKiB)
 		}
 	}
@@ -626,21 +648,21 @@ func (s *soak) checkLogs() invariant {
 	for i, h := range hosts {
 		iv.Count += h.logs.len()
 		for _, l := range h.logs.grep("WARNING: DATA RACE") {
-			iv.violate("host run %d: %s", i+1, l)
+			iv.violate("race report", "host run %d: %s", i+1, l)
 		}
 		for _, l := range h.logs.grep("panic") {
-			iv.violate("host run %d: %s", i+1, trunc([]byte(l), 300))
+			iv.violate("panic", "host run %d: %s", i+1, trunc([]byte(l), 300))
 		}
 		crashes += len(h.logs.grep("module crashed; restarting"))
 		for _, l := range h.logs.grep("module failed") {
-			iv.violate("host run %d: %s", i+1, l)
+			iv.violate("module marked failed", "host run %d: %s", i+1, l)
 		}
 	}
 	if kills := s.ev.count(wModuleKill); crashes != kills {
-		iv.violate("%d module crashes logged, %d caused by the soak", crashes, kills)
+		iv.violate("unexplained module crash", "%d module crashes logged, %d caused by the soak", crashes, kills)
 	}
 	for _, p := range s.problems {
-		iv.violate("%s", p)
+		iv.violate("harness problem", "%s", p)
 	}
 	iv.OK = iv.Violations == 0
 	iv.Detail = fmt.Sprintf("%d log lines from %d host runs; %d module crashes, all from kill -9: %v", iv.Count, len(hosts), crashes,
@@ -653,19 +675,19 @@ func (s *soak) checkPreconditions() invariant {
 	iv := invariant{Name: "the load overloaded the module and every fault happened"}
 	st := &s.tasks.stats
 	if st.Rejected429.Load() == 0 {
-		iv.violate("no 429: the load never exceeded max_concurrent + max_queued")
+		iv.violate("no overload", "no 429: the load never exceeded max_concurrent + max_queued")
 	}
 	if st.Queued202.Load() == 0 {
-		iv.violate("no 202: no task was ever queued")
+		iv.violate("no overload", "no 202: no task was ever queued")
 	}
 	if n := s.ev.count(wModuleKill); n != s.cfg.ModuleKills {
-		iv.violate("%d of %d module kills done", n, s.cfg.ModuleKills)
+		iv.violate("fault not done", "%d of %d module kills done", n, s.cfg.ModuleKills)
 	}
 	if n := s.ev.count(wHostRestart); n < s.cfg.HostRestarts+2 {
-		iv.violate("%d of %d host restarts done", n, s.cfg.HostRestarts+2)
+		iv.violate("fault not done", "%d of %d host restarts done", n, s.cfg.HostRestarts+2)
 	}
 	if s.tmpfs && s.ev.count(wDiskFull) != 1 {
-		iv.violate("the disk-full case was not done")
+		iv.violate("fault not done", "the disk-full case was not done")
 	}
 	esc := 0
 	for _, tr := range s.tasks.list() {
@@ -674,7 +696,7 @@ func (s *soak) checkPreconditions() invariant {
 		}
 	}
 	if esc != s.cfg.Escapes {
-		iv.violate("%d of %d escaping commands acknowledged", esc, s.cfg.Escapes)
+		iv.violate("fault not done", "%d of %d escaping commands acknowledged", esc, s.cfg.Escapes)
 	}
 	iv.Count = int(st.Rejected429.Load())
 	iv.OK = iv.Violations == 0
@@ -704,8 +726,11 @@ func (sum *Summary) print(w interface{ Write([]byte) (int, error) }) {
 			res = "FAIL"
 		}
 		fmt.Fprintf(w, "%-56s %-4s %8d  %s\n", iv.Name, res, iv.Count, iv.Detail)
+		for _, c := range slices.Sorted(maps.Keys(iv.Classes)) {
+			fmt.Fprintf(w, "%67s%5d x %s\n", "", iv.Classes[c], c)
+		}
 		for _, e := range iv.Examples {
-			fmt.Fprintf(w, "%67s- %s\n", "", e)
+			fmt.Fprintf(w, "%67s  e.g. %s\n", "", e)
 		}
 	}
 	states := sum.Load["by_state"].(map[string]int)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -32,8 +34,11 @@ func TestSoak(t *testing.T) {
 			continue
 		}
 		t.Errorf("invariant %q violated (%d; seed %d): %s", iv.Name, iv.Violations, sum.Seed, iv.Detail)
+		for _, c := range slices.Sorted(maps.Keys(iv.Classes)) {
+			t.Errorf("    %d x %s", iv.Classes[c], c)
+		}
 		for _, e := range iv.Examples {
-			t.Errorf("    %s", e)
+			t.Errorf("    e.g. %s", e)
 		}
 	}
 }
