@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -86,8 +87,16 @@ func (p *Process) Forward(w http.ResponseWriter, r *http.Request, opts ForwardOp
 	hdr := w.Header()
 	for _, h := range head.Headers {
 		name := textproto.CanonicalMIMEHeaderKey(h.Name)
-		if !hopByHop(name) {
-			hdr[name] = append(hdr[name], h.Values...)
+		if hopByHop(name) || !httpguts.ValidHeaderFieldName(name) {
+			continue
+		}
+		for _, v := range h.Values {
+			// A control byte in a value would reach the client as a
+			// malformed header line (HTTP/1 only folds CR and LF): such a
+			// value is dropped, as net/http's HTTP/2 server drops it.
+			if httpguts.ValidHeaderFieldValue(v) {
+				hdr[name] = append(hdr[name], v)
+			}
 		}
 	}
 	if first.Last && hdr.Get("Content-Length") == "" && bodyAllowed(r.Method, int(head.Status)) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"runtime/debug"
 	"sync"
@@ -213,7 +214,10 @@ func newRequest(stream modulev1.Module_ServeHTTPServer, first *modulev1.HTTPRequ
 	u.RawQuery = head.RawQuery
 	hdr := make(http.Header, len(head.Headers))
 	for _, h := range head.Headers {
-		hdr[h.Name] = append(hdr[h.Name], h.Values...)
+		// Canonical names, as net/http gives a handler; and so that no
+		// spelling of the principal header can slip past the Del below.
+		name := textproto.CanonicalMIMEHeaderKey(h.Name)
+		hdr[name] = append(hdr[name], h.Values...)
 	}
 	hdr.Del(PrincipalHeader)
 	if head.Principal != "" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gogo/protobuf/proto"
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"google.golang.org/grpc"
@@ -44,7 +45,7 @@ func serveRaw(t *testing.T, m *rawModule) http.Handler {
 	rcCh := make(chan *plugin.ReattachConfig, 1)
 	closed := make(chan struct{})
 	go plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake, VersionedPlugins: pluginSets(m),
+		HandshakeConfig: Handshake, VersionedPlugins: pluginSets(m), Logger: hclog.NewNullLogger(),
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(o, grpc.ForceServerCodecV2(newCodec()))...)
 		},
