@@ -14,8 +14,8 @@
 //	            cold start (target: 250ms).
 //	remote      bin/remote-execute: execute to result of `true` against an
 //	            in-process server running it with os/exec (target: 1.3x at
-//	            the median); tasks/s at concurrency 8 against 8 goroutines
-//	            spawning `true` (target: 85%); 1 GiB of stdout captured
+//	            the median); tasks/s at concurrency 1, 8 and 32 against as
+//	            many goroutines spawning `true` (target: 85%); 1 GiB of stdout captured
 //	            against a plain pipe (target: 800 MiB/s, peak RSS up by at
 //	            most 8 MiB); RSS with 100k finished tasks retained against
 //	            an idle module (target: 200 MiB).

@@ -278,49 +278,52 @@ func timed(n int, f func() error) ([]time.Duration, error) {
 	return out, nil
 }
 
-const (
-	throughputWorkers = 8
-	throughputTasks   = 2000
-)
+// throughputTasks is how many tasks each throughput figure runs.
+const throughputTasks = 2000
 
-// remoteThroughput measures tasks/s with 8 clients each running `true`
-// to its result in a loop, against 8 goroutines of this process spawning
-// `true` with os/exec.
+// remoteThroughput measures tasks/s with 1, 8 and 32 clients each running
+// `true` to its result in a loop, each against as many goroutines of this
+// process spawning `true` with os/exec, measured just before it.
 func remoteThroughput(dir string) error {
-	floor, err := rate(throughputTasks, func() error { return exec.Command("true").Run() })
-	if err != nil {
-		return err
-	}
-	h, url, err := startRemote(dir, "", "max_concurrent", strconv.Itoa(throughputWorkers))
+	levels := []int{1, 8, 32}
+	h, url, err := startRemote(dir, "", "max_concurrent", strconv.Itoa(levels[len(levels)-1]), "max_queued", "64")
 	if err != nil {
 		return err
 	}
 	defer h.stop()
-	rc := newRemoteClient(url, 2*throughputWorkers)
+	rc := newRemoteClient(url, 2*levels[len(levels)-1])
 	run := func() error { _, err := rc.runOnce(trueCmd); return err }
-	if _, err := rate(throughputTasks/10, run); err != nil { // warm-up
+	spawn := func() error { return exec.Command("true").Run() }
+	if _, err := rate(throughputTasks/10, 8, run); err != nil { // warm-up
 		return err
 	}
-	mod, err := rate(throughputTasks, run)
-	if err != nil {
-		return err
-	}
-	ratio := mod / floor
 	const target = 0.85
-	fmt.Printf("%-44s %10s  floor %10s  %6.2fx  (target >= %.2fx)  %s\n",
-		"remote: throughput of true, concurrency 8", fmt.Sprintf("%.0f/s", mod), fmt.Sprintf("%.0f/s", floor),
-		ratio, target, verdict(ratio >= target))
+	for _, c := range levels {
+		// The floor at the same concurrency, measured just before.
+		floor, err := rate(throughputTasks, c, spawn)
+		if err != nil {
+			return err
+		}
+		mod, err := rate(throughputTasks, c, run)
+		if err != nil {
+			return err
+		}
+		ratio := mod / floor
+		fmt.Printf("%-44s %10s  floor %10s  %6.2fx  (target >= %.2fx)  %s\n",
+			fmt.Sprintf("remote: throughput of true, concurrency %d", c), fmt.Sprintf("%.0f/s", mod), fmt.Sprintf("%.0f/s", floor),
+			ratio, target, verdict(ratio >= target))
+	}
 	return nil
 }
 
-// rate runs f n times over throughputWorkers goroutines and returns runs
-// per second.
-func rate(n int, f func() error) (float64, error) {
+// rate runs f n times over workers goroutines and returns runs per
+// second.
+func rate(n, workers int, f func() error) (float64, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	errs := make([]error, throughputWorkers)
+	errs := make([]error, workers)
 	start := time.Now()
-	for w := range throughputWorkers {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
