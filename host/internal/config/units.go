@@ -39,7 +39,9 @@ func ParseDuration(s string) (time.Duration, error) {
 			return 0, fmt.Errorf("invalid duration %q: want a number and a unit, e.g. 30secs", s)
 		}
 		d := f * float64(u.d)
-		if d < 0 || d > math.MaxInt64 || math.IsNaN(d) {
+		// float64(math.MaxInt64) is 2^63, one past the largest Duration:
+		// a product equal to it would convert to a negative one.
+		if d < 0 || d >= math.MaxInt64 || math.IsNaN(d) {
 			return 0, fmt.Errorf("invalid duration %q: out of range", s)
 		}
 		return time.Duration(d), nil
