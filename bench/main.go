@@ -18,7 +18,9 @@
 //	            many goroutines spawning `true` (target: 85%); 1 GiB of stdout captured
 //	            against a plain pipe (target: 800 MiB/s, peak RSS up by at
 //	            most 8 MiB); RSS with 100k finished tasks retained against
-//	            an idle module (target: 200 MiB).
+//	            an idle module (target: 200 MiB). The latency and throughput
+//	            figures also show the architecture's own floor: the same
+//	            requests through bench/baremodule, which only runs exec.
 //	fanout      bin/remotectl running `true` on 8 agents at once against 8
 //	            single-agent runs (target: 0.5x); with an ssh server
 //	            (/usr/sbin/sshd; the bench runs its own on loopback), ssh to
@@ -63,7 +65,7 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 	for name, pkg := range map[string]string{"modhost": "./host", "hello": "./examples/hello", "remote-execute": "./module/remote-execute",
-		"remotectl": "./module/remotectl"} {
+		"remotectl": "./module/remotectl", "baremodule": "./bench/baremodule"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {

@@ -44,6 +44,13 @@ func startRemote(dir, work string, params ...string) (*benchHost, string, error)
 	return launchHost(dir, work, remoteDesc(dir, params...), "remote")
 }
 
+// startBare starts bin/modhost with bench/baremodule mounted at /remote/:
+// the host-to-module hop and a bare exec, the architecture's own floor.
+func startBare(dir string) (*benchHost, string, error) {
+	desc := fmt.Sprintf(`{"libraries":[{"file":%q,"modules":[{"name":"bare"}]}]}`, filepath.Join(dir, "baremodule"))
+	return launchHost(dir, "", desc, "remote")
+}
+
 // remoteClient talks JSON to a host.
 type remoteClient struct {
 	base string
@@ -255,6 +262,19 @@ func remoteLatency(dir string) error {
 		float64(pct(mod, 90))/float64(pct(floor, 90)))
 	fmt.Printf("%-44s %10s  floor %10s  %6.2fx  (two requests: execute, then GET ?wait)\n", "remote: seed flow execute+wait, p50",
 		round(median(seed)), round(median(floor)), float64(median(seed))/float64(median(floor)))
+	bh, burl, err := startBare(dir)
+	if err != nil {
+		return err
+	}
+	defer bh.stop()
+	brc := newRemoteClient(burl, 1)
+	bare, err := timed(remoteRuns, func() error { _, err := brc.runOnce(trueCmd); return err })
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-44s %10s  floor %10s  %6.2fx  (the architecture's floor: host, module hop, bare exec; remote-execute is %.2fx of it)\n",
+		"remote: the same through a bare-exec module", round(median(bare)), round(median(floor)),
+		float64(median(bare))/float64(median(floor)), float64(median(mod))/float64(median(bare)))
 	return nil
 }
 
@@ -313,6 +333,25 @@ func remoteThroughput(dir string) error {
 			fmt.Sprintf("remote: throughput of true, concurrency %d", c), fmt.Sprintf("%.0f/s", mod), fmt.Sprintf("%.0f/s", floor),
 			ratio, target, verdict(ratio >= target))
 	}
+	// The architecture's own floor at concurrency 8: the module hop and a
+	// bare exec, nothing of remote-execute.
+	bh, burl, err := startBare(dir)
+	if err != nil {
+		return err
+	}
+	defer bh.stop()
+	brc := newRemoteClient(burl, 16)
+	bareRun := func() error { _, err := brc.runOnce(trueCmd); return err }
+	floor, err := rate(throughputTasks, 8, spawn)
+	if err != nil {
+		return err
+	}
+	bare, err := rate(throughputTasks, 8, bareRun)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-44s %10s  floor %10s  %6.2fx  (the architecture's floor: host, module hop, bare exec)\n",
+		"remote: the same through a bare-exec module, 8", fmt.Sprintf("%.0f/s", bare), fmt.Sprintf("%.0f/s", floor), bare/floor)
 	return nil
 }
 
