@@ -21,23 +21,12 @@ func TestMain(m *testing.M) {
 	if exe := os.Getenv("EXECMOD_TEST_ORPHAN"); exe != "" {
 		os.Exit(orphan(exe))
 	}
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "execmod-e2e-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		const mod = "github.com/execmod/execmod"
-		if err := hosttest.Build(dir, map[string]string{
-			"modhost": mod + "/host", "testmodule": mod + "/host/internal/testmodule", "hello": mod + "/examples/hello",
-		}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+	os.Exit(hosttest.Binaries(map[string]string{
+		"modhost": "/host", "testmodule": "/host/internal/testmodule", "hello": "/examples/hello",
+	}, func(dir string) int {
 		bins = dir
 		return m.Run()
-	}())
+	}))
 }
 
 // orphan is the test binary impersonating a host that dies without

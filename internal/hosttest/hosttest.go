@@ -31,8 +31,52 @@ import (
 // host and module stop. Races are still reported, and fail the test.
 const RaceEnv = "GORACE=atexit_sleep_ms=0"
 
+// Module is the import path of this repository's module.
+const Module = "github.com/execmod/execmod"
+
+// Binaries is the body of an end-to-end package's TestMain: it builds each
+// package (a path below Module, e.g. "/host") with -race into a fresh
+// temporary folder, as the named binary, calls run with that folder and
+// removes the folder when run returns. It returns run's exit code, or 1
+// (having said why) when a build fails:
+//
+//	func TestMain(m *testing.M) {
+//		os.Exit(hosttest.Binaries(map[string]string{"modhost": "/host"}, func(dir string) int {
+//			bins = dir
+//			return m.Run()
+//		}))
+//	}
+func Binaries(pkgs map[string]string, run func(dir string) int) int {
+	dir, err := os.MkdirTemp("", "execmod-bins-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	full := make(map[string]string, len(pkgs))
+	for name, pkg := range pkgs {
+		full[name] = Module + pkg
+	}
+	if err := Build(dir, full); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return run(dir)
+}
+
+// RemoteJSON is a modules.json loading the remote-execute binary at path,
+// as org_execmod_RemoteExecution, with params as key, value pairs.
+func RemoteJSON(path string, params ...string) string {
+	var ps []string
+	for i := 0; i+1 < len(params); i += 2 {
+		ps = append(ps, fmt.Sprintf(`{"key":%q,"value":%q}`, params[i], params[i+1]))
+	}
+	return fmt.Sprintf(`{"libraries":[{"file":%q,"modules":[{"name":"org_execmod_RemoteExecution","parameters":[%s]}]}]}`,
+		path, strings.Join(ps, ","))
+}
+
 // Build builds each package (an import path) into dir with -race, as the
-// named binary. It is meant for TestMain.
+// named binary. It is meant for TestMain (see Binaries).
 func Build(dir string, pkgs map[string]string) error {
 	for name, pkg := range pkgs {
 		cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, name), pkg)

@@ -30,20 +30,7 @@ var bins string
 var agent string
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "execmod-client-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		const mod = "github.com/execmod/execmod"
-		if err := hosttest.Build(dir, map[string]string{
-			"modhost": mod + "/host", "remote-execute": mod + "/module/remote-execute",
-		}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+	os.Exit(hosttest.Binaries(map[string]string{"modhost": "/host", "remote-execute": "/module/remote-execute"}, func(dir string) int {
 		bins = dir
 		stop, err := startExampleHost()
 		if err != nil {
@@ -56,18 +43,13 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 		return code
-	}())
+	}))
 }
 
 // remoteJSON is a modules.json loading remote-execute with params as key,
 // value pairs.
 func remoteJSON(params ...string) string {
-	var ps []string
-	for i := 0; i+1 < len(params); i += 2 {
-		ps = append(ps, fmt.Sprintf(`{"key":%q,"value":%q}`, params[i], params[i+1]))
-	}
-	return fmt.Sprintf(`{"libraries":[{"file":%q,"modules":[{"name":"org_execmod_RemoteExecution","parameters":[%s]}]}]}`,
-		filepath.Join(bins, "remote-execute"), strings.Join(ps, ","))
+	return hosttest.RemoteJSON(filepath.Join(bins, "remote-execute"), params...)
 }
 
 // startHost starts the real host with the remote module (params are its
