@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,18 +37,42 @@ type spoolMeta struct {
 }
 
 // OutputInfo describes how much of a stream was written and kept.
+//
+// At most two ranges of a stream are not kept: the middle the cap drops
+// ([DroppedFrom, DroppedTo), between the head and the tail), and, when
+// the spool could not be written (a full disk), everything from where
+// storing failed to the end ([Total-Unstored, Total)). The bytes kept are
+// the rest, Stored in all.
 type OutputInfo struct {
-	Total     int64 // bytes the command wrote
+	Total     int64 // bytes the command wrote, kept or not
 	Stored    int64 // bytes kept
-	Truncated bool
-	// DroppedFrom and DroppedTo are the stream offsets [from, to) not
-	// kept; zero when not truncated.
+	Truncated bool  // Stored < Total: some bytes were not kept
+	// DroppedFrom and DroppedTo are the stream offsets [from, to) the cap
+	// dropped; zero when it dropped nothing.
 	DroppedFrom, DroppedTo int64
+	// StoreErr says why the spool stopped storing the stream ("no space
+	// left on device"); "" when it never failed. Unstored is how many
+	// bytes, at the end of the stream, the command wrote after that: they
+	// were read (the command never blocks) and discarded.
+	StoreErr string
+	Unstored int64
+}
+
+// Loss is what a stream lost to a failed spool write, as its Info said
+// when it ended. The spool on disk cannot hold it (writing it is what
+// failed), so a service that persists it elsewhere gives it back to the
+// Output it reopens (see WithLoss).
+type Loss struct {
+	Unstored int64
+	StoreErr string
 }
 
 // Output is one captured stream (stdout or stderr) spooled on disk: the
 // first MaxOutput/4 bytes and the most recent bytes, up to MaxOutput in
-// all. All methods are safe for concurrent use. Data written before a
+// all. When a spool write fails (a full disk), the stream is stored no
+// further: the rest is still read from the pipe, so the command never
+// blocks, and counted (Info's Total and Unstored), but discarded; ReadAt
+// ends where storing stopped. All methods are safe for concurrent use. Data written before a
 // Changed channel is closed is visible to ReadAt once it is closed.
 //
 // A follower reads the live stream with this loop, which loses no data
@@ -79,7 +104,9 @@ type Output struct {
 	changed   chan struct{}
 	files     [3]*os.File // open while writing; nil once complete
 	meta      *metaFile   // the writer's; nil for OpenOutput
-	err       error       // first spool write error
+	err       error       // first spool write error; nothing is stored after it
+	storeErr  string      // err as Info says it
+	lost      int64       // bytes after err, counted and discarded
 }
 
 // spoolPath is the path of one of the stream's files.
@@ -160,26 +187,39 @@ func (o *Output) writeMeta(complete bool) error {
 }
 
 // write appends p to the stream. Only the single writer calls it; after a
-// spool error the rest of the stream is discarded (see Err).
+// spool error the rest of the stream is counted and discarded (see Err).
 func (o *Output) write(p []byte) {
-	if o.err != nil || len(p) == 0 {
+	if len(p) == 0 {
+		return
+	}
+	if o.err != nil { // only the writer sets it
+		o.discard(len(p))
 		return
 	}
 	for len(p) > 0 {
 		f, off, room, err := o.target()
 		if err != nil {
 			o.fail(err)
+			o.discard(len(p))
 			break
 		}
 		n, err := f.WriteAt(p[:min(int64(len(p)), room)], off)
 		o.publish(n)
+		p = p[n:]
 		if err != nil {
 			o.fail(err)
+			o.discard(len(p))
 			break
 		}
-		p = p[n:]
 	}
 	o.broadcast()
+}
+
+// discard counts n bytes the command wrote after a spool error.
+func (o *Output) discard(n int) {
+	o.mu.Lock()
+	o.lost += int64(n)
+	o.mu.Unlock()
 }
 
 // splice moves bytes from pipe fd to the stream with splice(2), at most
@@ -253,9 +293,19 @@ func (o *Output) broadcast() {
 func (o *Output) fail(err error) {
 	o.mu.Lock()
 	if o.err == nil {
-		o.err = err
+		o.err, o.storeErr = err, storeErrText(err)
 	}
 	o.mu.Unlock()
+}
+
+// storeErrText is a spool error as the API reports it: the system's
+// reason ("no space left on device") without the spool's path.
+func storeErrText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
 }
 
 // rotate truncates the other chunk and makes it current. The order
@@ -277,20 +327,17 @@ func (o *Output) rotate() error {
 }
 
 // close ends the stream: the final meta is written, the files are closed
-// and Complete becomes true. Only the writer calls it, once.
+// and Complete becomes true. Only the writer calls it, once. The final
+// meta is a courtesy: OpenOutput finds the stream's end from the files'
+// sizes and the meta of the last rotation, so failing to write it (a full
+// disk) loses nothing and is not a store error.
 func (o *Output) close() {
-	var metaErr error
 	if o.meta != nil { // nothing was written: no files
-		metaErr = o.writeMeta(true)
-		if err := o.meta.close(); metaErr == nil {
-			metaErr = err
-		}
+		_ = o.writeMeta(true)
+		_ = o.meta.close()
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.err == nil && metaErr != nil {
-		o.err = metaErr
-	}
 	for i, f := range o.files {
 		f.Close()
 		o.files[i] = nil
@@ -341,6 +388,19 @@ func OpenOutput(dir, name string) (*Output, error) {
 	return o, nil
 }
 
+// WithLoss gives an Output from OpenOutput back the loss its stream had
+// when it ended (a spool write failed: see Loss), which the files do not
+// record, and returns it. Call it before the Output is shared; a zero Loss
+// changes nothing.
+func (o *Output) WithLoss(l Loss) *Output {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if l.StoreErr != "" && l.Unstored >= 0 {
+		o.err, o.storeErr, o.lost = errors.New(l.StoreErr), l.StoreErr, l.Unstored
+	}
+	return o
+}
+
 // keptTail is the stream offset where kept tail data begins. Callers hold mu.
 func (o *Output) keptTail() int64 {
 	if o.prevValid {
@@ -353,14 +413,15 @@ func (o *Output) keptTail() int64 {
 func (o *Output) Info() OutputInfo {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	info := OutputInfo{Total: o.total, Stored: min(o.total, o.head)}
+	info := OutputInfo{Total: o.total + o.lost, Stored: min(o.total, o.head), StoreErr: o.storeErr, Unstored: o.lost}
 	if o.total > o.head {
 		kept := o.keptTail()
 		info.Stored += o.total - kept
 		if kept > o.head {
-			info.Truncated, info.DroppedFrom, info.DroppedTo = true, o.head, kept
+			info.DroppedFrom, info.DroppedTo = o.head, kept
 		}
 	}
+	info.Truncated = info.Stored < info.Total
 	return info
 }
 
@@ -392,7 +453,8 @@ func (o *Output) Complete() bool {
 }
 
 // Err returns the first error storing the stream (a full disk, say), after
-// which the rest of the stream was discarded; nil normally.
+// which the rest of the stream was counted and discarded; nil normally.
+// On an Output from OpenOutput it is the Loss given to WithLoss.
 func (o *Output) Err() error {
 	o.mu.RLock()
 	defer o.mu.RUnlock()

@@ -7,8 +7,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // layout is what a spool of head h and chunk c should keep of a stream of
@@ -320,6 +323,175 @@ func TestNoOutputNoFiles(t *testing.T) {
 	for _, o := range []*Output{tk.Stdout(), tk.Stderr()} {
 		if n, err := o.ReadAt(make([]byte, 1), 0); n != 0 || err != io.EOF || !o.Complete() {
 			t.Errorf("ReadAt = %d, %v; complete %v", n, err, o.Complete())
+		}
+	}
+}
+
+// keptOf is what a spool whose Info is info keeps of data: all but the
+// cap's dropped range and what followed a store error.
+func keptOf(data []byte, info OutputInfo) []byte {
+	end := info.Total - info.Unstored
+	kept := append([]byte(nil), data[:min(info.DroppedFrom, end)]...)
+	if info.DroppedTo == 0 { // nothing dropped by the cap
+		return append(kept, data[info.DroppedFrom:end]...)
+	}
+	return append(kept, data[info.DroppedTo:end]...)
+}
+
+// checkLoss checks that o's Info accounts for every byte of data (the
+// command wrote it all), that the kept bytes are data's less the ranges
+// Info says were not kept, and that the store error is explained.
+func checkLoss(t *testing.T, o *Output, data []byte, wantErr string) OutputInfo {
+	t.Helper()
+	info := o.Info()
+	if info.Total != int64(len(data)) {
+		t.Errorf("Total %d, the command wrote %d (%+v)", info.Total, len(data), info)
+	}
+	kept := keptOf(data, info)
+	if info.Stored != int64(len(kept)) || info.Truncated != (info.Stored < info.Total) {
+		t.Errorf("Info %+v: Stored or Truncated disagrees with the ranges (%d bytes kept)", info, len(kept))
+	}
+	if got := readKept(t, o); !bytes.Equal(got, kept) {
+		t.Errorf("read %d kept bytes, want %d (%+v)", len(got), len(kept), info)
+	}
+	if (info.StoreErr != "") != (wantErr != "") || !strings.Contains(info.StoreErr, wantErr) || (wantErr == "") != (info.Unstored == 0) {
+		t.Errorf("StoreErr %q, Unstored %d; want an error containing %q", info.StoreErr, info.Unstored, wantErr)
+	}
+	if wantErr != "" && (o.Err() == nil || !strings.Contains(o.Err().Error(), wantErr)) {
+		t.Errorf("Err() = %v, want one containing %q", o.Err(), wantErr)
+	}
+	return info
+}
+
+// reopen checks that the spool, reopened after the writer closed it and
+// given its Loss back, reads and accounts exactly as the live one did.
+func reopen(t *testing.T, dir string, live OutputInfo, data []byte) {
+	t.Helper()
+	got, err := OpenOutput(dir, "stdout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.WithLoss(Loss{Unstored: live.Unstored, StoreErr: live.StoreErr})
+	if info := got.Info(); info != live {
+		t.Errorf("reopened Info %+v, live was %+v", info, live)
+	}
+	if k := readKept(t, got); !bytes.Equal(k, keptOf(data, live)) {
+		t.Errorf("reopened: %d kept bytes, want %d", len(k), len(keptOf(data, live)))
+	}
+}
+
+// A spool write that fails (here its head file is /dev/full, which
+// answers every write with ENOSPC) stops storing the stream; every later
+// byte is still taken and counted, and the accounting says what was lost
+// and why.
+func TestStoreErrorInHead(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.Symlink("/dev/full", filepath.Join(dir, "stdout.head")); err != nil {
+		t.Fatal(err)
+	}
+	o, err := newOutput(dir, "stdout", 800)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(5000, 11)
+	writePieces(o, data, 450, 11)
+	o.close()
+	info := checkLoss(t, o, data, "no space left on device")
+	if info.Stored != 0 || info.Unstored != 5000 || info.StoreErr != "no space left on device" {
+		t.Errorf("Info %+v, want nothing stored and all 5000 bytes unstored", info)
+	}
+	reopen(t, dir, info, data)
+}
+
+// A failure after the cap has dropped a middle range leaves two ranges
+// not kept: the cap's and the one from the failure to the end. The tail
+// chunk being written is swapped for /dev/full mid-stream.
+func TestStoreErrorAfterDrop(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	o, err := newOutput(dir, "stdout", 800) // head 200, chunk 300
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(3000, 12)
+	// The head, then chunks [200, 500) ... [1100, 1400) and 50 bytes of the
+	// next: the cap drops [200, 1100).
+	writePieces(o, data[:1450], 100, 12)
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := o.files[fileTail0+o.cur]
+	o.files[fileTail0+o.cur] = full
+	writePieces(o, data[1450:], 100, 13)
+	o.files[fileTail0+o.cur] = real
+	full.Close()
+	o.close()
+	info := checkLoss(t, o, data, "no space left on device")
+	if info.DroppedFrom != 200 || info.DroppedTo != 1100 || info.Unstored != 3000-1450 || info.Stored != 200+350 {
+		t.Errorf("Info %+v, want the cap's [200, 1100) dropped and [1450, 3000) unstored", info)
+	}
+	reopen(t, dir, info, data)
+}
+
+// The same on a real full file system: a tmpfs with little room left, a
+// real command writing a megabyte. The command is never blocked; the
+// accounting holds wherever the disk ran out, and the spool reopens the
+// same.
+func TestStoreErrorFullDisk(t *testing.T) {
+	root := smallTmpfs(t, 256<<10)
+	data := randomBytes(1<<20, 14)
+	for i, free := range []int64{0, 4 << 10, 24 << 10, 40 << 10} {
+		dir := filepath.Join(root, itoa(i))
+		fillTo(t, root, free)
+		s := newSpec(t, "cat")
+		s.Stdin, s.MaxOutput, s.OutputDir = data, 64<<10, dir
+		tk, r := run(t, s)
+		if r.ExitCode != 0 || r.OutputCut {
+			t.Fatalf("free %d: %+v", free, r)
+		}
+		info := checkLoss(t, tk.Stdout(), data, "no space left on device")
+		reopen(t, dir, info, data)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// smallTmpfs mounts a tmpfs of size bytes for the test (root only: the
+// test is skipped otherwise, saying so) and returns its directory.
+func smallTmpfs(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: mounting a small tmpfs to fill needs root")
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+itoa(size)+",mode=0700"); err != nil {
+		t.Skipf("skipped: cannot mount a tmpfs to fill (%v)", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting the test's tmpfs: %v", err)
+		}
+	})
+	return dir
+}
+
+// fillTo makes root's file system have about free bytes left, with the
+// file root/.filler.
+func fillTo(t *testing.T, root string, free int64) {
+	t.Helper()
+	filler := filepath.Join(root, ".filler")
+	os.Remove(filler)
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil {
+		t.Fatal(err)
+	}
+	avail := int64(st.Bavail) * st.Bsize
+	if avail > free {
+		if err := os.WriteFile(filler, make([]byte, avail-free), 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
