@@ -48,10 +48,12 @@
 // (about a quarter of a millisecond each on the development machine,
 // and one per line) would cost every request. An fsync that fails is logged
 // and makes every later Append fail, so that the module stops taking work
-// it can no longer audit; Close fsyncs what is left. After a restart Open
-// continues the chain from the last line; a torn last line (a crash in
-// the middle of a write, no newline) is cut off and the cut is recorded
-// in the next line's "error".
+// it can no longer audit; Close fsyncs what is left. A write that fails
+// (a full disk) fails its Append and leaves nothing behind: a short write
+// is cut off again, so that no later line follows a torn one. After a
+// restart Open continues the chain from the last line; a torn last line
+// (a crash in the middle of a write, no newline) is cut off and the cut
+// is recorded in the next line's "error".
 //
 // Environment values never reach the log, the file or the host's: Entry
 // has only the variables' names.
@@ -273,7 +275,18 @@ func (l *Log) write(e Entry) (Entry, string, string, error) {
 	if err != nil {
 		return e, "", "", fmt.Errorf("audit: %w", err)
 	}
-	if _, err := l.f.Write(line); err != nil {
+	if n, err := l.f.Write(line); err != nil {
+		if n > 0 {
+			// A short write (a full disk) leaves a torn line, which every
+			// later line would follow, breaking the chain: cut it off.
+			off, serr := l.f.Seek(-int64(n), io.SeekCurrent)
+			if serr == nil {
+				serr = l.f.Truncate(off)
+			}
+			if serr != nil && l.syncErr == nil {
+				l.syncErr = fmt.Errorf("audit: %s: a torn line could not be cut off, so the log takes no more lines: %w", l.path, serr)
+			}
+		}
 		return e, "", "", fmt.Errorf("audit: %s: %w", l.path, err)
 	}
 	prev := l.last

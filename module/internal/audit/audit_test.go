@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -303,5 +304,61 @@ func TestAppendLogsTheRecord(t *testing.T) {
 	}
 	if !strings.Contains(logged[0], `"arguments":"[\"echo\",\"a b\",\"c\"]"`) {
 		t.Errorf("arguments not logged as JSON: %s", logged[0])
+	}
+}
+
+// On a full disk an append fails, and a line the file system could take
+// only part of is cut off again: once there is room, later lines continue
+// an intact chain. The file system is a small tmpfs, filled (root only).
+func TestFullDiskLeavesNoTornLine(t *testing.T) {
+	dir := t.TempDir()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: mounting a small tmpfs to fill needs root")
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700"); err != nil {
+		t.Skipf("skipped: cannot mount a tmpfs to fill (%v)", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmounting the test's tmpfs: %v", err)
+		}
+	})
+	path := filepath.Join(dir, FileName)
+	l := openLog(t, path)
+	appendN(t, l, 3)
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = f.Write(make([]byte, 4096))
+	}
+	f.Close()
+	// Lines fill what is left of the file's last page, until one does
+	// not fit: a long one, so that part of it would.
+	long := Entry{Principal: "alice", Action: Run, Command: "/bin/echo", Arguments: []string{"echo", strings.Repeat("x", 1500)}}
+	failed := 0
+	for range 10 {
+		if err := l.Append(long); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("Append on a full disk: %v, want ENOSPC", err)
+			}
+			failed++
+			break
+		}
+	}
+	if failed == 0 {
+		t.Fatal("ten appends of 1.5 KB on a full 256 KiB tmpfs all succeeded")
+	}
+	if tail, err := Verify(path); err != nil || tail.Lines < 3 {
+		t.Errorf("on the full disk: Verify = %+v, %v", tail, err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 2)
+	if tail, err := Verify(path); err != nil || tail.Lines < 5 {
+		t.Errorf("after a failed append and two more: Verify = %+v, %v", tail, err)
 	}
 }
