@@ -62,7 +62,7 @@ new-module:
 check:
 	@out=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@scripts/proto.sh && git diff --exit-code -- proto || { echo "generated code is stale: run make proto and commit"; exit 1; }
+	@scripts/proto.sh && test -z "$$(git status --porcelain -- proto)" || { git status --short -- proto; echo "generated code is stale: run make proto and commit"; exit 1; }
 
 ## proto: regenerate protobuf code (installs protoc and the pinned generator)
 proto:
