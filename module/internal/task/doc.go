@@ -11,9 +11,9 @@
 // can refuse it at once; Prepared.Start then fails only for what changed
 // since, or what only exec can tell.
 //
-// Every command runs in its own process group (Setpgid) with
-// Pdeathsig=SIGKILL. The package owns the whole group from Start until the
-// task has ended: when the leader exits, for whatever reason, every process
+// Every command runs in a session and process group of its own (Setsid)
+// with Pdeathsig=SIGKILL. The package owns the whole group from Start
+// until the task has ended: when the leader exits, for whatever reason, every process
 // still in its group is sent SIGKILL before the leader is reaped (so the
 // group id cannot have been reused by then). Timeout and Kill send SIGTERM to
 // the group, wait Spec.Grace, then send SIGKILL to the group. The caller
@@ -30,6 +30,14 @@
 // once the service is gone. KillGroup (with Pgid and StartTicks saved by
 // the caller) is the way to clean up after a restart too.
 //
+// What leaves the group (setsid, or setpgid to a group of its own) is
+// beyond the group kill and the Sentinel's. A service gives its tasks a
+// Reaper for that: it makes the service a child subreaper, so that such a
+// process becomes the service's child once its parent dies, and kills it.
+// With a Reaper, Done also means that no descendant of the command is
+// left running (see Reaper for how it tells them from other children,
+// and for what it cannot do once the service itself is gone).
+//
 // # Resource usage
 //
 // Result.MaxRSS is the command's peak resident set only when it can be
@@ -41,11 +49,14 @@
 // process that escapes the group (setsid) while holding stdout cannot make
 // Wait hang: after the leader is reaped the readers get Spec.Drain to reach
 // end of file, then the pipes are closed and Result.OutputCut says so.
+// With a Reaper such a process is killed at the end instead, and
+// Result.OutputCut says so too.
 //
 // # Blocking
 //
 // Start blocks only for the fork and exec. Wait blocks until Done or until
-// its context ends. Kill and Signal never block. Output.ReadAt never blocks
+// its context ends; with a Reaper, Done waits for the escapees killed at
+// the end to die (for one stuck in the kernel, at most 2s a round). Kill and Signal never block. Output.ReadAt never blocks
 // on the command; followers wait on Output.Changed.
 //
 // # Safe to call twice

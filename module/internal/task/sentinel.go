@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // SentinelEnv is set (to "1") in the environment of a sentinel process.
@@ -33,8 +35,11 @@ func IsSentinel() bool { return os.Getenv(SentinelEnv) == "1" }
 // (before Start returns) and the task sends its removal once the group was
 // killed and the leader reaped. When the pipe reaches end of file, because
 // this process died or called Close, the sentinel SIGKILLs every group it
-// still holds (recognised by the leader's start time, so a reused pgid is
-// never hit; see KillGroup) and exits.
+// still holds, and every process of the session its leader leads (so a
+// job moved to a group of its own dies too), recognised by the leader's
+// start time, so a reused pgid is never hit (see KillGroup), and exits.
+// A process that left the session (setsid) is beyond it: that is the
+// Reaper's, while this process lives.
 //
 // Costs per task: two writes of a short line to a pipe. The window it
 // leaves is the few microseconds between a task's fork and the write of
@@ -42,7 +47,8 @@ func IsSentinel() bool { return os.Getenv(SentinelEnv) == "1" }
 //
 // All methods are safe for concurrent use.
 type Sentinel struct {
-	exe string
+	exe    string
+	reaper *Reaper // given to the tasks of Specs that name this sentinel and no Reaper
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -51,11 +57,23 @@ type Sentinel struct {
 	closed bool
 }
 
+// SentinelOption is an option of StartSentinel.
+type SentinelOption func(*Sentinel)
+
+// WithReaper makes r the Reaper of every task whose Spec names this
+// sentinel and no Reaper: for a caller that builds Specs with a Sentinel
+// and knows nothing of reapers. A nil r is no Reaper.
+func WithReaper(r *Reaper) SentinelOption { return func(s *Sentinel) { s.reaper = r } }
+
 // StartSentinel starts exe as this process's sentinel. The caller must
 // call Close after its tasks have ended. exe is normally "/proc/self/exe"
-// and its main must call RunSentinel when IsSentinel.
-func StartSentinel(exe string) (*Sentinel, error) {
+// and its main must call RunSentinel when IsSentinel. The sentinel runs in
+// this process's session: a Reaper never takes it for a task's.
+func StartSentinel(exe string, opts ...SentinelOption) (*Sentinel, error) {
 	s := &Sentinel{exe: exe, groups: map[int]uint64{}}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.spawnLocked(); err != nil {
 		return nil, err
 	}
@@ -178,7 +196,7 @@ func RunSentinel(in io.Reader, log io.Writer) int {
 	if len(groups) == 0 {
 		return 0
 	}
-	n := killGroups(groups)
+	n := killGroups(groups) + killSessions(groups)
 	fmt.Fprintf(log, "task sentinel: the service is gone; SIGKILLed %d process(es) of %d task group(s)\n", n, len(groups))
 	return 0
 }
@@ -206,4 +224,44 @@ func parseSentinelLine(line string) (add bool, pgid int, ticks uint64, ok bool) 
 		return false, n, 0, true
 	}
 	return false, 0, 0, false
+}
+
+// killSessions SIGKILLs the live processes of the sessions (sid ->
+// notBefore) that started at or after notBefore and are not in the
+// session's process group (killGroups has those): a job that a command
+// moved to a group of its own. Like killGroups it checks and signals
+// through a pidfd, never touches this process's session, and scans
+// until it finds no new process. It returns how many it signalled.
+func killSessions(sessions map[int]uint64) int {
+	own, _ := unix.Getsid(0)
+	self := os.Getpid()
+	seen := map[int]bool{}
+	for pass := 0; pass < 100; pass++ {
+		pids, err := listPids()
+		if err != nil {
+			break
+		}
+		found := false
+		for _, pid := range pids {
+			if pid == self || seen[pid] {
+				continue
+			}
+			fd, err := unix.PidfdOpen(pid, 0)
+			if err != nil {
+				continue
+			}
+			st, err := readStat(pid)
+			notBefore, ok := sessions[st.Session]
+			if err == nil && ok && st.Session > 1 && st.Session != own && st.Pgrp != st.Session &&
+				st.alive() && st.StartTime >= notBefore &&
+				unix.PidfdSendSignal(fd, 0, nil, 0) == nil && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil {
+				seen[pid], found = true, true
+			}
+			unix.Close(fd)
+		}
+		if !found {
+			break
+		}
+	}
+	return len(seen)
 }

@@ -3,6 +3,7 @@ package task
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,11 +46,13 @@ func TestMain(m *testing.M) {
 	os.Exit(2)
 }
 
-// fakeService starts a task whose shell leaves a background sleep, with a
+// fakeService starts a task whose shell leaves a background sleep (or
+// runs TASK_TEST_SCRIPT, which prints "started" when ready), with a
 // sentinel unless TASK_TEST_SENTINEL=0, prints "pgid N sentinel P" once
 // the sleep runs, then blocks until it is killed.
 func fakeService() int {
-	spec := Spec{Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 300 & echo started; wait"},
+	script := cmp.Or(os.Getenv("TASK_TEST_SCRIPT"), "sleep 300 & echo started; wait")
+	spec := Spec{Path: "/bin/sh", Args: []string{"sh", "-c", script},
 		Env: []string{"PATH=/usr/bin:/bin"}, Timeout: time.Hour}
 	var err error
 	if spec.OutputDir, err = os.MkdirTemp("", "task-service-"); err != nil {
@@ -82,13 +85,15 @@ func fakeService() int {
 	select {}
 }
 
-// startService runs the test binary as fakeService and returns it, the
-// task's pgid and the sentinel's pid (0 without one). The service, the
-// group and the sentinel are killed at cleanup whatever happens.
-func startService(t *testing.T, sentinel bool) (*exec.Cmd, int, int) {
+// startService runs the test binary as fakeService (with script, if not
+// "") and returns it, the task's pgid and the sentinel's pid (0 without
+// one). The service, the group and the sentinel are killed at cleanup
+// whatever happens.
+func startService(t *testing.T, sentinel bool, script string) (*exec.Cmd, int, int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = []string{childEnv + "=service", "TASK_TEST_SENTINEL=" + map[bool]string{true: "1", false: "0"}[sentinel]}
+	cmd.Env = []string{childEnv + "=service", "TASK_TEST_SENTINEL=" + map[bool]string{true: "1", false: "0"}[sentinel],
+		"TASK_TEST_SCRIPT=" + script}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
@@ -164,7 +169,7 @@ func exited(fd int, d time.Duration) bool {
 // (Pdeathsig) and the sentinel kills what the leader left in its group.
 func TestSentinelKillsGroupWhenServiceDies(t *testing.T) {
 	t.Parallel()
-	svc, pgid, sentinel := startService(t, true)
+	svc, pgid, sentinel := startService(t, true, "")
 	fds := pidfds(t, pgid)
 	if len(fds) < 2 {
 		t.Fatalf("group %d has %d live processes, want the shell and its sleep", pgid, len(fds))
@@ -187,11 +192,42 @@ func TestSentinelKillsGroupWhenServiceDies(t *testing.T) {
 	}
 }
 
+// A job the task moved to a process group of its own (setpgid) is still
+// in the task's session, and the sentinel kills it too.
+func TestSentinelKillsSessionWhenServiceDies(t *testing.T) {
+	t.Parallel()
+	svc, pgid, _ := startService(t, true, `bash -c 'set -m; sleep 300 </dev/null >/dev/null 2>&1 &'; echo started; exec sleep 300`)
+	fds := map[int]int{}
+	for _, st := range scan(t, func(st procStat) bool { return st.Session == pgid && st.alive() }) {
+		if fd, err := unix.PidfdOpen(st.Pid, 0); err == nil {
+			fds[st.Pid] = fd
+			t.Cleanup(func() {
+				unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+				unix.Close(fd)
+			})
+			if st.Pgrp != pgid {
+				t.Logf("job %d (%s) in group %d of session %d", st.Pid, st.Comm, st.Pgrp, pgid)
+			}
+		}
+	}
+	if n := len(members(t, pgid)); n >= len(fds) {
+		t.Fatalf("session %d has %d live processes, its group %d: want a job outside the group", pgid, len(fds), n)
+	}
+	if err := svc.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for pid, fd := range fds {
+		if !exited(fd, testTimeout) {
+			t.Errorf("process %d of the dead service's task session still runs", pid)
+		}
+	}
+}
+
 // The control: without a sentinel, the background sleep outlives the
 // service and the task's leader.
 func TestWithoutSentinelGrandchildSurvives(t *testing.T) {
 	t.Parallel()
-	svc, pgid, _ := startService(t, false)
+	svc, pgid, _ := startService(t, false, "")
 	fds := pidfds(t, pgid)
 	leader, ok := fds[pgid]
 	if !ok || len(fds) < 2 {

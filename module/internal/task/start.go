@@ -40,10 +40,16 @@ type Spec struct {
 	// the pipes open); 0 means DefaultDrain.
 	Drain time.Duration
 	// Sentinel, when set, is told the task's group at Start and its end
-	// after the group was killed, so the group dies even if this process
-	// dies first (see Sentinel). nil: Pdeathsig only (the leader dies
-	// with this process; what it started in the background does not).
+	// after the group was killed, so the group and session die even if
+	// this process dies first (see Sentinel). nil: Pdeathsig only (the
+	// leader dies with this process; what it started in the background
+	// does not).
 	Sentinel *Sentinel
+	// Reaper, when set, kills the command's descendants that escape its
+	// group and session, at the latest when the task ends (see Reaper).
+	// nil: the Sentinel's, if it was started WithReaper. A process with
+	// a Reaper must give it to every task it starts.
+	Reaper *Reaper
 }
 
 // normalize fills in the defaults of s and checks what needs no system.
@@ -59,6 +65,9 @@ func normalize(s Spec) (Spec, error) {
 	}
 	if s.MaxOutput == 0 {
 		s.MaxOutput = DefaultMaxOutput
+	}
+	if s.Reaper == nil && s.Sentinel != nil {
+		s.Reaper = s.Sentinel.reaper
 	}
 	if s.Env == nil {
 		s.Env = []string{} // nil would make os/exec inherit our environment

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,9 +38,10 @@ type Result struct {
 	TimedOut      bool           // ended because Timeout passed
 	Killed        bool           // ended because Kill was called
 	KillEscalated bool           // SIGKILL was needed after the grace period
-	// OutputCut says the output pipes were still held open (by a process
-	// that left the group) when the drain bound passed, so they were
-	// closed and later output was lost.
+	// OutputCut says a process that left the group held the output
+	// pipes open, so that later output was lost: without a Reaper, they
+	// were still open when the drain bound passed and were closed; with
+	// one, a process holding them was killed as an escapee.
 	OutputCut          bool
 	StartedAt, EndedAt time.Time
 	UserCPU, SysCPU    time.Duration // from the leader's rusage (it and its reaped descendants)
@@ -66,6 +68,11 @@ type Task struct {
 	startedAt  time.Time
 	stdout     *Output
 	stderr     *Output
+	reaper     *Reaper  // nil: none
+	pipeInos   []uint64 // the output pipes' inodes, registered with reaper
+	// outputCut is set by the reaper when it killed a process that held
+	// the output pipes.
+	outputCut atomic.Bool
 
 	killReq  chan struct{} // closed by the first Kill
 	killOnce sync.Once
@@ -181,27 +188,47 @@ func launch(s Spec, path string, cred *syscall.Credential) (*Task, error) {
 		stderr.abort()
 		return nil, &StartError{Op: "pipe", Err: err}
 	}
+	// A session of its own (and so a process group): what it starts
+	// can leave the session only for a new one, which tells its
+	// descendants from anything else (see Reaper).
 	cmd := &exec.Cmd{
 		Path: path, Args: s.Args, Env: s.Env, Dir: s.Dir,
 		Stdout: st.outW, Stderr: st.errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL, Credential: cred},
 	}
 	if st.stdin != nil {
 		cmd.Stdin = st.stdin
 	}
-	if err := cmd.Start(); err != nil {
+	t := &Task{
+		cmd: cmd, spec: s, reaper: s.Reaper,
+		stdout: stdout, stderr: stderr,
+		killReq: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}),
+	}
+	startCmd := func() (int, error) {
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		t.pid = cmd.Process.Pid
+		return t.pid, nil
+	}
+	if t.reaper != nil {
+		t.reaper.watchPipes(t, st.outW, st.errW)
+		err = t.reaper.startLeader(t, startCmd)
+	} else {
+		_, err = startCmd()
+	}
+	if err != nil {
 		// os/exec has reaped the child of a failed exec already.
+		if t.reaper != nil {
+			t.reaper.forgetPipes(t)
+		}
 		st.closeAll()
 		stdout.abort()
 		stderr.abort()
 		return nil, execError(err, s, path)
 	}
+	t.startedAt = time.Now()
 	st.closeChildEnds()
-	t := &Task{
-		cmd: cmd, pid: cmd.Process.Pid, spec: s, startedAt: time.Now(),
-		stdout: stdout, stderr: stderr,
-		killReq: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}),
-	}
 	if stat, err := readStat(t.pid); err == nil {
 		t.startTicks = stat.StartTime
 	}
@@ -209,7 +236,10 @@ func launch(s Spec, path string, cred *syscall.Credential) (*Task, error) {
 		if err := s.Sentinel.Watch(t.pid, t.startTicks); err != nil {
 			// Unsupervised, it could outlive a crash of ours: undo it.
 			unix.Kill(-t.pid, unix.SIGKILL)
-			_ = cmd.Wait()
+			_ = t.waitLeader()
+			if t.reaper != nil {
+				t.reaper.forgetPipes(t)
+			}
 			st.closeAll()
 			stdout.abort()
 			stderr.abort()
@@ -289,11 +319,30 @@ func (t *Task) run(outR, errR *os.File) {
 	go t.watchExit()
 	t.control()
 	state, err := t.reap()
+	if t.reaper != nil {
+		// The leader's orphans are ours by now: none may outlive the
+		// task, and the output may end before the drain bound.
+		t.reaper.sweep(false)
+	}
 	deadline := time.Now().Add(t.spec.Drain)
 	outR.SetReadDeadline(deadline)
 	errR.SetReadDeadline(deadline)
 	pumps.Wait()
-	t.finish(state, err, cut[0] || cut[1])
+	if t.reaper != nil {
+		t.reaper.forgetPipes(t)
+	}
+	t.finish(state, err, cut[0] || cut[1] || t.outputCut.Load())
+}
+
+// waitLeader reaps the leader (os/exec's Wait), then unregisters it from
+// the reaper: in that order, so that no sweep takes its zombie for an
+// orphan's.
+func (t *Task) waitLeader() error {
+	err := t.cmd.Wait()
+	if t.reaper != nil {
+		t.reaper.leaderReaped(t)
+	}
+	return err
 }
 
 // watchExit waits, without reaping, until the leader has exited, so that
@@ -308,7 +357,7 @@ func (t *Task) watchExit() {
 		}
 		if err != unix.EINTR {
 			t.reapedEarly = true
-			t.earlyErr = t.cmd.Wait()
+			t.earlyErr = t.waitLeader()
 			break
 		}
 	}
@@ -411,7 +460,7 @@ func (t *Task) reap() (*os.ProcessState, error) {
 	if t.reapedEarly {
 		KillGroup(t.pid, t.startTicks)
 	} else {
-		err = t.cmd.Wait()
+		err = t.waitLeader()
 	}
 	if t.spec.Sentinel != nil {
 		// The group was killed while the leader's zombie held its id;
