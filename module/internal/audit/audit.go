@@ -276,16 +276,16 @@ func (l *Log) write(e Entry) (Entry, string, string, error) {
 		return e, "", "", fmt.Errorf("audit: %w", err)
 	}
 	if n, err := l.f.Write(line); err != nil {
-		if n > 0 {
-			// A short write (a full disk) leaves a torn line, which every
-			// later line would follow, breaking the chain: cut it off.
-			off, serr := l.f.Seek(-int64(n), io.SeekCurrent)
-			if serr == nil {
-				serr = l.f.Truncate(off)
-			}
-			if serr != nil && l.syncErr == nil {
-				l.syncErr = fmt.Errorf("audit: %s: a torn line could not be cut off, so the log takes no more lines: %w", l.path, serr)
-			}
+		// A failed write on a full disk may leave part of the line (even
+		// when it reports nothing written, tmpfs may have grown the file),
+		// which every later line would follow, breaking the chain: cut the
+		// file back to where the line began.
+		off, serr := l.f.Seek(-int64(n), io.SeekCurrent)
+		if serr == nil {
+			serr = l.f.Truncate(off)
+		}
+		if serr != nil && l.syncErr == nil {
+			l.syncErr = fmt.Errorf("audit: %s: a torn line could not be cut off, so the log takes no more lines: %w", l.path, serr)
 		}
 		return e, "", "", fmt.Errorf("audit: %s: %w", l.path, err)
 	}
