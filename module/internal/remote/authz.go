@@ -182,9 +182,14 @@ func (s *Service) auditLog(e audit.Entry) error {
 	return err
 }
 
-// auditEnd records how a task ended.
-func (s *Service) auditEnd(rec record, stdout, stderr int64) {
+// auditEnd records how a task ended. runErr is why its run line could not
+// be written, if it could not (the task was killed for it). A line that
+// cannot be written is kept and written again later (see retryAudit).
+func (s *Service) auditEnd(rec record, runErr error, stdout, stderr int64) {
 	e := audit.Entry{Principal: rec.Principal, Action: audit.End, Command: rec.Command, TaskID: rec.ID, Pid: rec.Pid, Error: rec.Error}
+	if runErr != nil {
+		e.Error = joinNote(e.Error, "its run line could not be written to the audit log ("+runErr.Error()+"), so it was killed as it started")
+	}
 	o := &audit.Outcome{State: string(rec.State), StdoutBytes: stdout, StderrBytes: stderr}
 	if res := rec.Result; res != nil {
 		o.DurationMs = res.DurationMs
@@ -196,5 +201,35 @@ func (s *Service) auditEnd(rec record, stdout, stderr int64) {
 		}
 	}
 	e.Outcome = o
-	_ = s.auditLog(e)
+	if err := s.auditLog(e); err != nil {
+		e.Error = joinNote(e.Error, "written late: the audit log could not be written when the task ended ("+err.Error()+")")
+		s.auditMu.Lock()
+		if len(s.auditBacklog) < maxAuditBacklog {
+			s.auditBacklog = append(s.auditBacklog, e)
+		}
+		s.auditMu.Unlock()
+	}
+}
+
+// retryAudit writes the end lines that failed, in order, until one fails
+// again.
+func (s *Service) retryAudit() {
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	for len(s.auditBacklog) > 0 {
+		if err := s.audit.Append(s.auditBacklog[0]); err != nil {
+			return // logged when it first failed
+		}
+		s.auditBacklog[0] = audit.Entry{}
+		s.auditBacklog = s.auditBacklog[1:]
+	}
+	s.auditBacklog = nil
+}
+
+// joinNote appends note to an error message.
+func joinNote(msg, note string) string {
+	if msg == "" {
+		return note
+	}
+	return msg + "; " + note
 }

@@ -75,3 +75,34 @@ func BenchmarkHTTPTrue(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkJournalAppend is the cost of the journal's reserve for a full
+// disk (see journal): appending final records with it (a fallocate(2)
+// every half reserve) and without, e.g.
+// go test -run=^$ -bench=JournalAppend -benchtime=20000x ./module/internal/remote.
+func BenchmarkJournalAppend(b *testing.B) {
+	now := time.Now().UTC()
+	line, err := encodeRecord(&record{Version: recordVersion, ID: newID(now), State: Exited, Command: "/usr/bin/true",
+		Arguments: []string{"true"}, CreatedAt: now, StartedAt: &now, EndedAt: &now, Result: &result{DurationMs: 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name    string
+		reserve int64
+	}{{"reserve=1MiB", reserveSize}, {"reserve=0", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			j, _, err := openJournalReserve(b.TempDir(), slog.New(slog.DiscardHandler), bc.reserve)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer j.close()
+			b.SetBytes(int64(len(line)))
+			for b.Loop() {
+				if _, err := j.append(line, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -136,6 +136,10 @@ func (s *Service) execute(w http.ResponseWriter, r *http.Request) error {
 		if rec.State == FailedToStart {
 			return badRequest(errors.New(rec.Error))
 		}
+		if rec.State == Queued && rec.PersistError != "" {
+			// It failed to start, and that cannot be recorded yet.
+			return fmt.Errorf("%w: %s", ErrJournal, rec.PersistError)
+		}
 		if rec.State == Queued {
 			return nil // the client went away; the task stays queued
 		}
@@ -166,7 +170,11 @@ func (s *Service) taskByPid(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !rec.State.Final() {
-		writeJSON(w, http.StatusOK, map[string]any{"result": "pending", "pid": pid, "id": rec.ID, "state": rec.State})
+		m := map[string]any{"result": "pending", "pid": pid, "id": rec.ID, "state": rec.State}
+		if rec.PersistError != "" {
+			m["persistError"] = rec.PersistError
+		}
+		writeJSON(w, http.StatusOK, m)
 		return nil
 	}
 	out, err := s.seedResult(rec)
@@ -209,6 +217,9 @@ func (s *Service) seedResult(rec record) (map[string]any, error) {
 			m[stream+"Encoding"] = enc
 		}
 		m[stream+"Bytes"], m[stream+"Truncated"] = info.Total, info.Truncated
+		if info.StoreErr != "" {
+			m[stream+"StoreError"] = info.StoreErr
+		}
 	}
 	return m, nil
 }
@@ -329,20 +340,41 @@ type taskView struct {
 	record
 	// The record's bookkeeping stays out of the API: these zero fields
 	// shadow the record's and are omitted ("-" would not shadow them).
-	Version    int         `json:"version,omitempty"`
-	StartTicks uint64      `json:"startTicks,omitempty"`
-	Stdout     *streamView `json:"stdout,omitempty"`
-	Stderr     *streamView `json:"stderr,omitempty"`
+	Version    int             `json:"version,omitempty"`
+	StartTicks uint64          `json:"startTicks,omitempty"`
+	Unstored   map[string]loss `json:"unstored,omitempty"` // shown in the streams
+	Stdout     *streamView     `json:"stdout,omitempty"`
+	Stderr     *streamView     `json:"stderr,omitempty"`
 }
 
+// streamView is a stream in a task. The bytes stored are the stream less
+// DroppedRanges: the middle max_output_bytes dropped, and, with
+// StoreError, everything from where the spool could not be written on.
+// DroppedRange is the first of them (what it always was when there can
+// only be one).
 type streamView struct {
-	TotalBytes   int64     `json:"totalBytes"`
-	StoredBytes  int64     `json:"storedBytes"`
-	Truncated    bool      `json:"truncated"`
-	DroppedRange *[2]int64 `json:"droppedRange,omitempty"`
-	Encoding     string    `json:"encoding"`
-	Text         string    `json:"text"`
-	TextComplete bool      `json:"textComplete"` // false: more is stored than Text carries
+	TotalBytes    int64      `json:"totalBytes"` // written by the command, stored or not
+	StoredBytes   int64      `json:"storedBytes"`
+	Truncated     bool       `json:"truncated"` // storedBytes < totalBytes
+	DroppedRange  *[2]int64  `json:"droppedRange,omitempty"`
+	DroppedRanges [][2]int64 `json:"droppedRanges,omitempty"`
+	StoreError    string     `json:"storeError,omitempty"` // why output could not be stored: "no space left on device"
+	Encoding      string     `json:"encoding"`
+	Text          string     `json:"text"`
+	TextComplete  bool       `json:"textComplete"` // false: more is stored than Text carries
+}
+
+// droppedRanges are the [from, to) ranges of a stream not stored, in
+// order: the cap's, then the one a store error left.
+func droppedRanges(info task.OutputInfo) [][2]int64 {
+	var rs [][2]int64
+	if info.DroppedTo > info.DroppedFrom {
+		rs = append(rs, [2]int64{info.DroppedFrom, info.DroppedTo})
+	}
+	if info.Unstored > 0 {
+		rs = append(rs, [2]int64{info.Total - info.Unstored, info.Total})
+	}
+	return rs
 }
 
 func (s *Service) view(rec record) (taskView, error) {
@@ -359,10 +391,10 @@ func (s *Service) view(rec record) (taskView, error) {
 		if err != nil {
 			return v, err
 		}
-		sv := &streamView{TotalBytes: info.Total, StoredBytes: info.Stored, Truncated: info.Truncated, Encoding: enc, Text: text,
-			TextComplete: info.Stored <= inlineLimit}
-		if info.Truncated {
-			sv.DroppedRange = &[2]int64{info.DroppedFrom, info.DroppedTo}
+		sv := &streamView{TotalBytes: info.Total, StoredBytes: info.Stored, Truncated: info.Truncated, StoreError: info.StoreErr,
+			Encoding: enc, Text: text, TextComplete: info.Stored <= inlineLimit}
+		if rs := droppedRanges(info); len(rs) > 0 {
+			sv.DroppedRange, sv.DroppedRanges = &rs[0], rs
 		}
 		if stream == "stdout" {
 			v.Stdout = sv
@@ -495,7 +527,9 @@ func (s *Service) deleteTask(w http.ResponseWriter, r *http.Request) error {
 
 // output serves GET /tasks/{id}/stdout and /stderr: raw bytes from offset,
 // and with follow=true everything until the task ends, flushed as it
-// comes.
+// comes. Following a queued task waits for it to start (or the request to
+// end) before the answer begins; a follow ends once the task's result is
+// reported (it is durable), not only its output complete.
 func (s *Service) output(w http.ResponseWriter, r *http.Request) error {
 	id, stream := r.PathValue("id"), r.PathValue("stream")
 	if stream != "stdout" && stream != "stderr" {
@@ -527,6 +561,14 @@ func (s *Service) output(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkView(r, rec); err != nil {
 		return err
 	}
+	if follow && rec.State == Queued {
+		if _, err := s.WaitStarted(r.Context(), id); err != nil {
+			return err
+		}
+		if r.Context().Err() != nil {
+			return nil // the client went away while it was queued
+		}
+	}
 	o, err := s.Output(id, stream)
 	if err != nil {
 		return err
@@ -541,8 +583,16 @@ func (s *Service) output(w http.ResponseWriter, r *http.Request) error {
 	info := o.Info()
 	w.Header().Set("X-Total-Bytes", strconv.FormatInt(info.Total, 10))
 	w.Header().Set("X-Truncated", strconv.FormatBool(info.Truncated))
-	if info.Truncated {
-		w.Header().Set("X-Dropped-Range", fmt.Sprintf("%d-%d", info.DroppedFrom, info.DroppedTo))
+	if rs := droppedRanges(info); len(rs) > 0 {
+		all := make([]string, len(rs))
+		for i, r := range rs {
+			all[i] = fmt.Sprintf("%d-%d", r[0], r[1])
+		}
+		w.Header().Set("X-Dropped-Range", all[0])
+		w.Header().Set("X-Dropped-Ranges", strings.Join(all, ","))
+	}
+	if info.StoreErr != "" {
+		w.Header().Set("X-Store-Error", info.StoreErr)
 	}
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -570,7 +620,14 @@ func (s *Service) output(w http.ResponseWriter, r *http.Request) error {
 		case err != nil && err != io.EOF:
 			return nil // headers are out; cut the stream
 		}
-		if !follow || o.Complete() {
+		if !follow {
+			return nil
+		}
+		if o.Complete() {
+			// The output is all here; the follow ends with the task,
+			// once its result is reported.
+			_ = rc.Flush()
+			_ = s.WaitEnded(r.Context(), id)
 			return nil
 		}
 		_ = rc.Flush()
@@ -640,6 +697,9 @@ func writeError(w http.ResponseWriter, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, ErrClosed):
 		code = http.StatusServiceUnavailable
+	case errors.Is(err, ErrJournal):
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
@@ -664,10 +724,12 @@ func (s *Service) submit(r *http.Request, cmd request.Command) (record, bool, er
 		return record{}, false, &forbidden{v.denial, v.Rule}
 	}
 	audited := make(chan error, 1)
-	rec, replayed, err := s.Submit(cmd, principal, func(rec record) {
+	rec, replayed, err := s.Submit(cmd, principal, func(rec record) error {
 		line := e
 		line.TaskID, line.Pid = rec.ID, rec.Pid
-		audited <- s.auditLog(line)
+		err := s.auditLog(line)
+		audited <- err
+		return err
 	})
 	switch {
 	case err != nil:

@@ -179,6 +179,12 @@ func FuzzJournal(f *testing.F) {
 	f.Add(good)
 	f.Add(append(append([]byte{}, good...), `{"version":1,"id":"x"`...))
 	f.Add([]byte("\n\n{}\n[1]\n"))
+	// A final record with what its streams could not store, and the
+	// in-memory fields of a held-back result (never written, but read
+	// back they must do no harm).
+	f.Add([]byte(`{"version":1,"id":"` + newID(now) + `","state":"exited","unstored":{"stdout":{"unstored":6,"error":"no space left on device"},"x":{"unstored":-1}},` +
+		`"persistError":"x","processEndedAt":"2024-01-01T00:00:00Z","createdAt":"2024-01-01T00:00:00Z"}` + "\n"))
+	f.Add([]byte(`{"version":1,"id":"` + newID(now) + `","unstored":{"stdout":null},"unstored":[]}` + "\n"))
 	f.Add(bytes.Repeat([]byte("y"), 300<<10))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()

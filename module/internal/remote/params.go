@@ -27,6 +27,10 @@ type Params struct {
 	MaxArgs        int           // max_args: argv entries, the program included (4096)
 	MaxArgBytes    int           // max_arg_bytes: argv and environment as execve counts them (1MB)
 	MaxStdin       int           // max_stdin: decoded stdin of POST /tasks (1MB)
+	// JournalReserve is journal_reserve: the space the task journal keeps
+	// allocated so that results can be written on a full disk (1MB; 0:
+	// none; see journal).
+	JournalReserve int64
 }
 
 // The most max_stdin and max_arg_bytes may be: what fits in a request
@@ -35,6 +39,9 @@ const (
 	maxStdinLimit    = maxBody / 4 * 3
 	maxArgBytesLimit = maxBody
 )
+
+// maxReserve bounds journal_reserve.
+const maxReserve = 1 << 30
 
 // DefaultParams are the parameters' defaults.
 func DefaultParams() Params {
@@ -52,6 +59,7 @@ func DefaultParams() Params {
 		MaxArgs:        request.DefaultMaxArgs,
 		MaxArgBytes:    request.DefaultMaxArgBytes,
 		MaxStdin:       request.DefaultMaxStdin,
+		JournalReserve: reserveSize,
 	}
 }
 
@@ -129,6 +137,13 @@ func ParseParams(kv map[string]string) (Params, error) {
 				break
 			}
 			*dst = int(n)
+		case "journal_reserve":
+			n, err := parseBytes(v)
+			if err != nil || n < 0 || n > maxReserve {
+				bad(name, v, "a size from 0 to 1GB (e.g. 1MB; 0 for none)")
+				break
+			}
+			p.JournalReserve = n
 		case "env_allowlist":
 			p.EnvAllowlist = nil
 			for _, n := range strings.Split(v, ",") {
@@ -139,7 +154,7 @@ func ParseParams(kv map[string]string) (Params, error) {
 		default:
 			errs = append(errs, fmt.Errorf("unknown parameter %q (known: default_timeout, max_timeout, kill_grace_period, "+
 				"max_output_bytes, max_concurrent, max_queued, retention, max_tasks, allow_shell, env_allowlist, "+
-				"max_args, max_arg_bytes, max_stdin)", name))
+				"max_args, max_arg_bytes, max_stdin, journal_reserve)", name))
 		}
 	}
 	if p.DefaultTimeout > p.MaxTimeout {

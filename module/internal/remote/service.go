@@ -17,6 +17,29 @@
 // journal) in id order, which is creation order; full records of finished
 // tasks are read from the journal when a request needs them. Only queued
 // and running tasks have their full record in memory.
+//
+// # A full disk
+//
+// A result is reported only once its final record is in the journal (a
+// write(2); the fsync follows in the background, see journal). When it
+// cannot be written (the disk is full and the journal's reserve used up,
+// an I/O error), the task is held back: the API keeps showing it queued
+// or running, with persistError saying why and processEndedAt when its
+// process has ended, and every waiter (?wait=, follow=true, the seed's
+// pending answer) keeps waiting. The service retries the write every
+// second and whenever it may have freed space (a purge, a compaction),
+// logging the problem once, then every 30 seconds while it lasts, then
+// when it is over. Should the module stop first, the journal still says
+// the task was running, so it comes back lost, with its partial output:
+// never with a result other than the one it would have reported.
+//
+// Output that cannot be stored is still read and counted: the stream
+// then says so (storeError, and the range not stored); the final record
+// keeps that account, which the spool cannot. A task whose audit line
+// cannot be written is killed and its request answered 503 (nothing runs
+// unaudited); its end line says so. An end line that cannot be written
+// is retried like a result, without holding the result back: the audit
+// log may lag behind, it does not lose the line.
 package remote
 
 import (
@@ -50,6 +73,19 @@ var (
 	ErrRunning  = errors.New("the task is still running")
 )
 
+// retryEvery is how often results held back by a failing journal are
+// written again (see "A full disk").
+const retryEvery = time.Second
+
+// persistLogEvery is how often, while results are held back, the module
+// says so again.
+const persistLogEvery = 30 * time.Second
+
+// maxAuditBacklog bounds the audit end lines waiting to be written again;
+// beyond it they are dropped (each was logged, with its content, into the
+// host's log when it failed).
+const maxAuditBacklog = 4096
+
 // Service runs tasks, remembers them on disk and answers for them. Open
 // starts it; Close kills what is running and must be called.
 type Service struct {
@@ -78,9 +114,23 @@ type Service struct {
 	closed  bool
 	lastID  string
 	stats   stats
+	pending []*entry // ended, their final record not written yet (see endLocked)
+	plog    persistLog
 
-	wg      sync.WaitGroup // task watchers and the janitor
-	stopJan chan struct{}
+	retryKick chan struct{} // buffered(1): space may have been freed, retry now
+
+	auditMu      sync.Mutex
+	auditBacklog []audit.Entry // end lines to write again
+
+	wg       sync.WaitGroup // task watchers, the janitor and the retrier
+	stopping chan struct{}  // closed by Close: the janitor and the retrier stop
+}
+
+// persistLog is what the service has said about results held back.
+type persistLog struct {
+	failing  bool
+	loggedAt time.Time
+	late     int // written late since the failure began
 }
 
 // entry is a task in the index. Its fields are guarded by Service.mu.
@@ -95,7 +145,8 @@ type entry struct {
 	off       int64 // its latest journal line
 	n         int32 // 0: not in the journal (its record is in run)
 	gone      bool
-	run       *live // while queued or running (and when its final record could not be written)
+	lossy     bool  // its record has Unstored (output it could not store)
+	run       *live // while queued or running, and while its final record waits to be written
 }
 
 // live is what a queued or running task has in memory.
@@ -106,6 +157,15 @@ type live struct {
 	done    chan struct{}  // closed once it has ended and its final record is written
 	start   chan struct{}  // closed when it leaves the queue (started or not)
 	audited chan struct{}  // closed once its run line is in the audit log (or failed)
+	runErr  error          // set before audited is closed: the run line could not be written
+	ending  *ending        // set when it has ended but its final record is not written yet
+}
+
+// ending is a task's final record waiting to be written (see endLocked).
+type ending struct {
+	rec     *record
+	counted func() // with s.mu held, once it is written
+	after   func() // then without s.mu
 }
 
 type stats struct {
@@ -137,8 +197,8 @@ func Open(dir string, p Params, env []string, log *slog.Logger, opts ...Option) 
 	s := &Service{
 		p: p, dir: dir, env: env, log: log, ended: make(chan struct{}),
 		tasks: map[string]*entry{}, byPid: map[int]*entry{}, byKey: map[string]*entry{}, owners: map[string]string{},
-		stopJan: make(chan struct{}),
-		stats:   stats{byState: map[State]int64{}},
+		stopping: make(chan struct{}), retryKick: make(chan struct{}, 1),
+		stats: stats{byState: map[State]int64{}},
 	}
 	close(s.ended)
 	for _, o := range opts {
@@ -149,7 +209,7 @@ func Open(dir string, p Params, env []string, log *slog.Logger, opts ...Option) 
 		return nil, err
 	}
 	s.audit = a
-	j, lines, err := openJournal(dir, log)
+	j, lines, err := openJournalReserve(dir, log, p.JournalReserve)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -165,8 +225,9 @@ func Open(dir string, p Params, env []string, log *slog.Logger, opts ...Option) 
 	// what stays. Give the rest back now rather than at the scavenger's
 	// pace.
 	debug.FreeOSMemory()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.janitor()
+	go s.retrier()
 	return s, nil
 }
 
@@ -252,7 +313,7 @@ func (s *Service) importLegacyLocked(latest map[string]line) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		off, err := s.journal.append(b)
+		off, err := s.journal.append(b, true)
 		if err != nil {
 			return n, err
 		}
@@ -262,22 +323,29 @@ func (s *Service) importLegacyLocked(latest map[string]line) (int, error) {
 	return n, nil
 }
 
-// markLostLocked ends a task the module was running when it stopped.
+// markLostLocked ends a task the module was running when it stopped. If
+// the lost record cannot be written, the task is held back as any other
+// (see endLocked): the journal still says running, so it is found lost
+// again, the same way, next time.
 func (s *Service) markLostLocked(e *entry, rec *record) {
 	killed := 0
 	if rec.Pgid > 0 {
 		killed, _ = task.KillGroup(rec.Pgid, rec.StartTicks)
 	}
 	now := time.Now().UTC()
-	prev := rec.State
-	rec.State, rec.EndedAt = Lost, &now
-	rec.Error = fmt.Sprintf("the module stopped while the task was %s; %d leftover process(es) of its group were killed when it restarted; partial output is kept", prev, killed)
-	if err := s.putLocked(e, rec); err != nil {
-		s.log.Error("could not record a lost task", "id", rec.ID, "error", err)
-	}
-	s.stats.lost++
+	final := *rec
+	final.State, final.EndedAt = Lost, &now
+	final.Error = fmt.Sprintf("the module stopped while the task was %s; %d leftover process(es) of its group were killed when it restarted; partial output is kept", rec.State, killed)
 	s.log.Warn("task lost: the module stopped while it ran", "id", rec.ID, "pid", rec.Pid, "killed_leftovers", killed)
-	s.auditEnd(*rec, 0, 0)
+	lv := &live{rec: rec, done: make(chan struct{}), start: s.ended, audited: s.ended}
+	e.run = lv
+	after := func() {
+		s.auditEnd(final, nil, 0, 0)
+		close(lv.done)
+	}
+	if s.endLocked(e, &final, func() { s.stats.lost++ }, after) {
+		after()
+	}
 }
 
 // describe copies into e what the index keeps of rec.
@@ -297,27 +365,127 @@ func (s *Service) describe(e *entry, rec *record) {
 	if rec.EndedAt != nil {
 		e.ended = *rec.EndedAt
 	}
+	e.lossy = len(rec.Unstored) > 0
 }
 
-// putLocked writes rec as e's latest journal line and updates the index.
-// A final record is fsynced soon after, off the caller's path (see
-// journal). s.mu is held.
+// putLocked writes rec as e's latest journal line and, once it is
+// written, updates the index (a failed write changes nothing). A final
+// record is fsynced soon after, off the caller's path (see journal). s.mu
+// is held.
 func (s *Service) putLocked(e *entry, rec *record) error {
-	s.describe(e, rec)
 	b, err := encodeRecord(rec)
 	if err != nil {
 		return err
 	}
-	off, err := s.journal.append(b)
+	off, err := s.journal.append(b, rec.State.Final())
 	if err != nil {
 		return err
 	}
+	s.describe(e, rec)
 	s.live += int64(len(b)) - int64(e.n)
 	e.off, e.n = off, int32(len(b))
 	if rec.State.Final() {
 		s.journal.requestSync()
 	}
 	return nil
+}
+
+// endLocked writes final, the record that ends e (e.run is set), and
+// reports whether it was written. Written, the task has ended: e leaves
+// memory (its record is read from the journal from now on), counted runs,
+// and the caller runs after without s.mu (the audit's end line, waking
+// the waiters). Not written, the task is held back (see "A full disk"):
+// it keeps its state, with PersistError saying why, and the retrier
+// writes the record later, then runs counted and after itself. Either
+// way a result is reported only once it is in the journal. s.mu is held.
+func (s *Service) endLocked(e *entry, final *record, counted, after func()) bool {
+	err := s.putLocked(e, final)
+	if err == nil {
+		e.run = nil
+		counted()
+		return true
+	}
+	lv := e.run
+	shown := *lv.rec
+	shown.PersistError = "the task has ended, but its result is not reported until it is written to the task journal (retried every second): " + err.Error()
+	if final.Result != nil {
+		shown.ProcessEndedAt = final.EndedAt
+	}
+	lv.rec = &shown
+	lv.ending = &ending{rec: final, counted: counted, after: after}
+	s.pending = append(s.pending, e)
+	if !s.plog.failing {
+		s.plog.failing, s.plog.loggedAt, s.plog.late = true, time.Now(), 0
+		s.log.Error("could not write a task's result to the journal: it is held back (still shown as not ended, with persistError) and written again every second until it is",
+			"id", e.id, "error", err)
+	}
+	return false
+}
+
+// retrier writes the results held back (and the audit end lines that
+// failed) every retryEvery, and when kicked, until Close.
+func (s *Service) retrier() {
+	defer s.wg.Done()
+	tick := time.NewTicker(retryEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-s.retryKick:
+		case <-tick.C:
+		}
+		s.retryPending()
+	}
+}
+
+// kickRetry asks the retrier to try now: space may have been freed.
+func (s *Service) kickRetry() {
+	select {
+	case s.retryKick <- struct{}{}:
+	default:
+	}
+}
+
+// retryPending writes what it can of the held-back results, in the order
+// they ended, reports those it wrote, then retries the audit backlog.
+func (s *Service) retryPending() {
+	s.mu.Lock()
+	var afters []func()
+	var lastErr error
+	kept := s.pending[:0]
+	for _, e := range s.pending {
+		en := e.run.ending
+		if err := s.putLocked(e, en.rec); err != nil {
+			lastErr = err
+			kept = append(kept, e)
+			continue
+		}
+		e.run = nil
+		en.counted()
+		afters = append(afters, en.after)
+		s.plog.late++
+	}
+	clear(s.pending[len(kept):])
+	s.pending = kept
+	var expired []string
+	if len(afters) > 0 {
+		expired = s.trimLocked()
+	}
+	switch now := time.Now(); {
+	case s.plog.failing && len(kept) == 0:
+		s.plog.failing = false
+		s.log.Info("the task journal can be written again: the results held back are written and reported", "results", s.plog.late)
+	case s.plog.failing && now.Sub(s.plog.loggedAt) >= persistLogEvery:
+		s.plog.loggedAt = now
+		s.log.Warn("task results are still held back: the task journal cannot be written", "results", len(kept), "written_since", s.plog.late, "error", lastErr)
+	}
+	s.mu.Unlock()
+	s.removeFiles(expired)
+	for _, f := range afters {
+		f()
+	}
+	s.retryAudit()
 }
 
 // insertLocked adds e to s.order in id order: at the end, unless a
@@ -373,13 +541,16 @@ func (s *Service) forgetLocked(e *entry) {
 	}
 }
 
-// purgeLocked forgets e and writes its purge line.
-func (s *Service) purgeLocked(e *entry) {
-	s.forgetLocked(e)
+// purgeLocked writes e's purge line, then forgets it. If the line cannot
+// be written e is kept (it would come back after a restart, its files
+// gone).
+func (s *Service) purgeLocked(e *entry) error {
 	b, _ := encodeRecord(&record{Version: recordVersion, ID: e.id, Purged: true})
-	if _, err := s.journal.append(b); err != nil {
-		s.log.Warn("could not record the purge of a task; it may reappear after a restart", "id", e.id, "error", err)
+	if _, err := s.journal.append(b, true); err != nil {
+		return err
 	}
+	s.forgetLocked(e)
+	return nil
 }
 
 // newIDLocked returns a fresh task id that sorts after every earlier one.
@@ -404,8 +575,14 @@ func (s *Service) newIDLocked(now time.Time) string {
 // queued): the HTTP layer writes the run's audit line there, so its fsync
 // overlaps the command instead of preceding it. The task's end line waits
 // until accepted has returned, so the audit log keeps the run before the
-// end.
-func (s *Service) Submit(cmd request.Command, principal string, accepted func(record)) (rec record, replayed bool, err error) {
+// end; the error accepted returns (the run line could not be written) is
+// noted in the end line.
+//
+// A task whose record cannot be written to the journal is refused
+// (ErrJournal): a queued one before it is queued, one that starts at once
+// by killing it as it starts, since a task that is nowhere on disk would
+// vanish if the module died.
+func (s *Service) Submit(cmd request.Command, principal string, accepted func(record) error) (rec record, replayed bool, err error) {
 	for {
 		rec, replayed, retry, err := s.trySubmit(cmd, principal, accepted)
 		if !retry {
@@ -415,16 +592,16 @@ func (s *Service) Submit(cmd request.Command, principal string, accepted func(re
 }
 
 // accept runs the accepted callback, then lets the task's end be audited.
-func accept(lv *live, rec record, accepted func(record)) {
+func accept(lv *live, rec record, accepted func(record) error) {
 	if accepted != nil {
-		accepted(rec)
+		lv.runErr = accepted(rec)
 	}
 	close(lv.audited)
 }
 
 // trySubmit is one attempt of Submit; retry says the key's task failed to
 // start meanwhile, so the key is free again.
-func (s *Service) trySubmit(cmd request.Command, principal string, accepted func(record)) (rec record, replayed, retry bool, err error) {
+func (s *Service) trySubmit(cmd request.Command, principal string, accepted func(record) error) (rec record, replayed, retry bool, err error) {
 	now := time.Now().UTC()
 	s.mu.Lock()
 	if s.closed {
@@ -472,9 +649,9 @@ func (s *Service) trySubmit(cmd request.Command, principal string, accepted func
 		s.mu.Unlock()
 		return record{}, false, false, ErrBusy
 	}
-	s.describe(e, r)
 	startNow := s.running < s.p.MaxConcurrent
 	if startNow {
+		s.describe(e, r)
 		s.running++ // the slot is ours; the fork happens unlocked
 	} else {
 		if err := s.putLocked(e, r); err != nil {
@@ -577,28 +754,51 @@ func (s *Service) startOne(e *entry) ([]*entry, error) {
 			return more, err
 		}
 		now := time.Now().UTC()
-		lv.rec.State, lv.rec.EndedAt, lv.rec.Error = FailedToStart, &now, err.Error()
-		if perr := s.putLocked(e, lv.rec); perr != nil {
-			s.log.Error("could not persist a task's failure to start", "id", e.id, "error", perr)
+		final := *lv.rec
+		final.State, final.EndedAt, final.Error = FailedToStart, &now, err.Error()
+		after := func() {
+			<-lv.audited
+			s.auditEnd(final, lv.runErr, 0, 0)
+			close(lv.done)
 		}
-		s.stats.failedToStart++
-		s.stats.byState[FailedToStart]++
-		rec := *lv.rec
-		e.run = nil
+		written := s.endLocked(e, &final, func() {
+			s.stats.failedToStart++
+			s.stats.byState[FailedToStart]++
+		}, after)
 		s.mu.Unlock()
 		close(lv.start)
-		<-lv.audited
-		s.auditEnd(rec, 0, 0)
-		close(lv.done)
+		if written {
+			after()
+		}
 		return more, nil
 	}
 	started := time.Now().UTC()
-	r := lv.rec
+	r := *lv.rec
 	r.State, r.Pid, r.Pgid, r.StartTicks, r.StartedAt = Running, t.Pid(), t.Pgid(), t.StartTicks(), &started
-	lv.t = t
-	if perr := s.putLocked(e, r); perr != nil {
-		s.log.Error("could not persist a running task's record; the sentinel still kills it if the module dies", "id", e.id, "error", perr)
+	if perr := s.putLocked(e, &r); perr != nil {
+		if !queued {
+			// Nowhere on disk, it would vanish if the module died: undo
+			// it, as a start that failed.
+			s.mu.Unlock()
+			_ = t.Signal(syscall.SIGKILL, task.Group)
+			_, _ = t.Wait(context.Background())
+			s.mu.Lock()
+			s.running--
+			more := s.popQueuedLocked()
+			s.forgetLocked(e)
+			s.mu.Unlock()
+			s.removeFiles([]string{e.id})
+			close(lv.start)
+			close(lv.done)
+			close(lv.audited)
+			return more, fmt.Errorf("the task could not be recorded, so it was killed as it started: %w", perr)
+		}
+		// Its queued line is on disk: should the module die, it is found
+		// lost (and the sentinel kills its group).
+		s.describe(e, &r)
+		s.log.Error("could not persist a queued task's start; if the module stops before its result is written, it is reported lost", "id", e.id, "error", perr)
 	}
+	lv.rec, lv.t = &r, t
 	s.indexLocked(e)
 	s.stats.started++
 	s.wg.Add(1)
@@ -623,7 +823,8 @@ func (s *Service) popQueuedLocked() []*entry {
 }
 
 // watch waits for a task to end, persists its result, audits its end,
-// then reports it.
+// then reports it; a result that cannot be persisted is held back (see
+// endLocked), its slot freed all the same.
 func (s *Service) watch(e *entry, lv *live, t *task.Task) {
 	defer s.wg.Done()
 	res, _ := t.Wait(context.Background())
@@ -632,25 +833,47 @@ func (s *Service) watch(e *entry, lv *live, t *task.Task) {
 	s.mu.Lock()
 	r := *lv.rec
 	finish(&r, res)
-	err := s.putLocked(e, &r)
-	lv.rec, lv.t = &r, nil
-	if err == nil {
-		e.run = nil // from now on its record is read from the journal
-	} else {
-		s.log.Error("could not persist a task's result; it is reported but will not survive a restart", "id", r.ID, "error", err)
+	r.Unstored = unstoredOf(t)
+	after := func() {
+		s.auditEnd(r, lv.runErr, t.Stdout().Info().Total, t.Stderr().Info().Total)
+		close(lv.done)
 	}
+	written := s.endLocked(e, &r, func() {
+		s.stats.finished++
+		s.stats.byState[r.State]++
+	}, after)
 	s.running--
-	s.stats.finished++
-	s.stats.byState[r.State]++
 	next := s.popQueuedLocked()
-	expired := s.trimLocked()
+	var expired []string
+	if written {
+		expired = s.trimLocked()
+	}
 	s.mu.Unlock()
 	s.removeFiles(expired)
-	s.auditEnd(r, t.Stdout().Info().Total, t.Stderr().Info().Total)
-	close(lv.done)
+	if written {
+		after()
+	}
 	for _, q := range next {
 		_ = s.launch(q)
 	}
+}
+
+// unstoredOf is what t's streams could not store, for its final record
+// (nil normally).
+func unstoredOf(t *task.Task) map[string]loss {
+	var m map[string]loss
+	for _, st := range []struct {
+		name string
+		o    *task.Output
+	}{{"stdout", t.Stdout()}, {"stderr", t.Stderr()}} {
+		if info := st.o.Info(); info.StoreErr != "" {
+			if m == nil {
+				m = map[string]loss{}
+			}
+			m[st.name] = loss{Unstored: info.Unstored, Error: info.StoreErr}
+		}
+	}
+	return m
 }
 
 // trimLocked forgets the oldest finished tasks beyond max_tasks and
@@ -658,26 +881,33 @@ func (s *Service) watch(e *entry, lv *live, t *task.Task) {
 // each task ends, before the result is reported, so max_tasks holds
 // whenever a client looks. s.mu is held.
 func (s *Service) trimLocked() []string {
-	finished := len(s.tasks) - s.running - len(s.queue)
+	finished := len(s.tasks) - s.running - len(s.queue) - len(s.pending)
 	var gone []string
 	for i := 0; i < len(s.order) && finished > s.p.MaxTasks; i++ {
 		e := s.order[i]
 		if e.gone || e.run != nil || !e.state.Final() {
 			continue
 		}
+		if err := s.purgeLocked(e); err != nil {
+			s.log.Warn("could not record the expiry of finished tasks beyond max_tasks; they are kept until it can be", "error", err)
+			break
+		}
 		gone = append(gone, e.id)
-		s.purgeLocked(e)
 		finished--
 	}
 	return gone
 }
 
-// removeFiles removes the output spools of forgotten tasks.
+// removeFiles removes the output spools of forgotten tasks; the space
+// freed may let held-back results be written.
 func (s *Service) removeFiles(ids []string) {
 	for _, id := range ids {
 		if err := os.RemoveAll(s.taskDir(id)); err != nil {
 			s.log.Warn("could not remove an expired task's files", "id", id, "error", err)
 		}
+	}
+	if len(ids) > 0 {
+		s.kickRetry()
 	}
 }
 
@@ -715,7 +945,7 @@ func (s *Service) janitor() {
 	defer tick.Stop()
 	for {
 		select {
-		case <-s.stopJan:
+		case <-s.stopping:
 			return
 		case <-tick.C:
 		}
@@ -732,8 +962,11 @@ func (s *Service) evict(now time.Time) {
 	var gone []string
 	for _, e := range s.order {
 		if !e.gone && e.run == nil && e.state.Final() && now.Sub(e.ended) >= s.p.Retention {
+			if err := s.purgeLocked(e); err != nil {
+				s.log.Warn("could not record the expiry of finished tasks past retention; they are kept until it can be", "error", err)
+				break
+			}
 			gone = append(gone, e.id)
-			s.purgeLocked(e)
 		}
 	}
 	gone = append(gone, s.trimLocked()...)
@@ -778,6 +1011,7 @@ func (s *Service) compactLocked() {
 		e.off = offs[i]
 	}
 	s.log.Debug("compacted the task journal", "from_bytes", size, "to_bytes", s.journal.Size())
+	s.kickRetry()
 }
 
 // lookup returns the entry for id.
@@ -898,6 +1132,22 @@ func (s *Service) Wait(ctx context.Context, id string, d time.Duration) (record,
 	return s.getEntry(e)
 }
 
+// WaitEnded blocks until the task has ended and its result is in the
+// journal (at once for a finished or forgotten task), or ctx is done.
+func (s *Service) WaitEnded(ctx context.Context, id string) error {
+	e, err := s.lookup(id)
+	if err != nil {
+		return nil // forgotten: nothing to wait for
+	}
+	_, done := s.channels(e)
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Filter selects tasks for List.
 type Filter struct {
 	State  State
@@ -988,7 +1238,7 @@ func (s *Service) Kill(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case e.run == nil || e.state.Final():
+	case e.run == nil || e.state.Final() || e.run.ending != nil:
 		return fmt.Errorf("task %s: %w", id, ErrFinished)
 	case e.run.t != nil:
 		go e.run.t.Kill()
@@ -1009,21 +1259,22 @@ func (s *Service) Kill(id string) error {
 func (s *Service) endQueuedLocked(e *entry, why string) {
 	lv := e.run
 	now := time.Now().UTC()
-	lv.rec.State, lv.rec.EndedAt, lv.rec.Error = Killed, &now, why
-	if err := s.putLocked(e, lv.rec); err != nil {
-		s.log.Error("could not persist a queued task's end", "id", e.id, "error", err)
-	}
-	rec := *lv.rec
-	e.run = nil
-	s.stats.byState[Killed]++
-	close(lv.start)
-	s.wg.Add(1)
-	go func() { // its run line may still be on its way
-		defer s.wg.Done()
-		<-lv.audited
-		s.auditEnd(rec, 0, 0)
+	final := *lv.rec
+	final.State, final.EndedAt, final.Error = Killed, &now, why
+	after := func() {
+		<-lv.audited // its run line may still be on its way
+		s.auditEnd(final, lv.runErr, 0, 0)
 		close(lv.done)
-	}()
+	}
+	written := s.endLocked(e, &final, func() { s.stats.byState[Killed]++ }, after)
+	close(lv.start)
+	if written {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			after()
+		}()
+	}
 }
 
 // Delete purges a finished task and its files.
@@ -1037,9 +1288,14 @@ func (s *Service) Delete(id string) error {
 		s.mu.Unlock()
 		return fmt.Errorf("task %s: %w", id, ErrRunning)
 	}
-	s.purgeLocked(e)
+	if err := s.purgeLocked(e); err != nil {
+		s.mu.Unlock()
+		return err
+	}
 	s.mu.Unlock()
-	return os.RemoveAll(s.taskDir(id))
+	err = os.RemoveAll(s.taskDir(id))
+	s.kickRetry()
+	return err
 }
 
 // Output returns one of a task's output streams ("stdout" or "stderr"):
@@ -1055,6 +1311,13 @@ func (s *Service) Output(id, stream string) (*task.Output, error) {
 		t = e.run.t
 	}
 	state, pid := e.state, e.pid
+	var l loss
+	if t == nil && e.lossy {
+		// What the spool could not store is in the final record only.
+		if rec, err := s.recordLocked(e); err == nil {
+			l = rec.Unstored[stream]
+		}
+	}
 	s.mu.Unlock()
 	switch {
 	case t != nil && stream == "stdout":
@@ -1068,7 +1331,10 @@ func (s *Service) Output(id, stream string) (*task.Output, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	return o, err
+	if err != nil {
+		return nil, err
+	}
+	return o.WithLoss(task.Loss{Unstored: l.Unstored, StoreErr: l.Error}), nil
 }
 
 // Counts reports the service's figures for the host's metrics.
@@ -1084,6 +1350,7 @@ func (s *Service) Counts() map[string]float64 {
 		"tasks_failed_to_start": float64(s.stats.failedToStart),
 		"tasks_rejected_busy":   float64(s.stats.rejectedBusy),
 		"tasks_lost":            float64(s.stats.lost),
+		"tasks_held_back":       float64(len(s.pending)),
 	}
 	for st, n := range s.stats.byState {
 		m["tasks_"+string(st)] = float64(n)
@@ -1115,7 +1382,25 @@ func (s *Service) Close() error {
 	for _, t := range running {
 		go t.Kill()
 	}
-	close(s.stopJan)
+	close(s.stopping)
 	s.wg.Wait()
+	// A last try for what is held back; what is left comes back lost
+	// after a restart (its journal line says it was running or queued).
+	s.retryPending()
+	s.mu.Lock()
+	left := s.pending
+	s.pending = nil
+	for _, e := range left {
+		close(e.run.done) // the service is closed: stop waiting
+	}
+	s.mu.Unlock()
+	if len(left) > 0 {
+		s.log.Error("the module stopped with task results it could not write to the journal; those tasks will be reported lost", "results", len(left))
+	}
+	s.auditMu.Lock()
+	if n := len(s.auditBacklog); n > 0 {
+		s.log.Error("the module stopped with audit end lines it could not write (each is in this log where it failed)", "lines", n)
+	}
+	s.auditMu.Unlock()
 	return errors.Join(s.journal.close(), s.audit.Close())
 }

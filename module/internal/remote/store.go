@@ -58,9 +58,26 @@ type record struct {
 	EndedAt        *time.Time        `json:"endedAt,omitempty"`
 	Result         *result           `json:"result,omitempty"`
 	Error          string            `json:"error,omitempty"`
+	// ProcessEndedAt and PersistError are set, in memory only, on a task
+	// that has ended but whose final record could not be written to the
+	// journal yet: until it is, the task keeps its state (queued or
+	// running), PersistError says why, and ProcessEndedAt is when its
+	// process ended (when it ran).
+	ProcessEndedAt *time.Time `json:"processEndedAt,omitempty"`
+	PersistError   string     `json:"persistError,omitempty"`
+	// Unstored is, per stream ("stdout", "stderr"), what a failed spool
+	// write lost: the spool cannot record it, the final record does. The
+	// API shows it in the streams, not here.
+	Unstored map[string]loss `json:"unstored,omitempty"`
 	// Purged marks the journal line that forgets a task (DELETE or
 	// retention); it never appears in the API.
 	Purged bool `json:"purged,omitempty"`
+}
+
+// loss is what a stream lost to a failed spool write (see task.Loss).
+type loss struct {
+	Unstored int64  `json:"unstored"` // bytes at the end of the stream not stored
+	Error    string `json:"error"`    // why: "no space left on device"
 }
 
 // result is how a task ended.
