@@ -51,11 +51,18 @@ type SeedResult struct {
 	Stdout, Stderr                   string
 	StdoutEncoding, StderrEncoding   string     // "utf-8" or "base64"
 	StdoutBytes, StderrBytes         int64      // written by the command
-	StdoutTruncated, StderrTruncated bool       // some output was not kept (max_output_bytes)
+	StdoutTruncated, StderrTruncated bool       // some output was not kept (max_output_bytes, or a store error)
 	DurationMs                       int64      // wall-clock time from start to end
 	UserMs, SysMs                    int64      // CPU time in user and kernel mode
 	MaxRssKiB, MaxRssBoundKiB        int64      // largest resident set, or 0 and an upper bound (see Result)
 	StartedAt, EndedAt               *time.Time // nil when unknown
+	// StdoutStoreError and StderrStoreError say why output could not be
+	// stored from some point on ("no space left on device"); "" normally.
+	StdoutStoreError, StderrStoreError string
+	// PersistError, on a Pending answer, says the command has ended but
+	// its result is held back until the module can write it to its task
+	// journal (a full disk).
+	PersistError string
 }
 
 // seedJSON is POST /remote/task's answer.
@@ -83,6 +90,9 @@ type seedJSON struct {
 	StderrBytes     int64      `json:"stderrBytes"`
 	StdoutTruncated bool       `json:"stdoutTruncated"`
 	StderrTruncated bool       `json:"stderrTruncated"`
+	StdoutStore     string     `json:"stdoutStoreError"`
+	StderrStore     string     `json:"stderrStoreError"`
+	PersistError    string     `json:"persistError"`
 	Rusage          struct {
 		UserMs         int64 `json:"userMs"`
 		SysMs          int64 `json:"sysMs"`
@@ -106,6 +116,7 @@ func (c *Client) TaskByPid(ctx context.Context, pid int) (SeedResult, error) {
 		StdoutBytes: s.StdoutBytes, StderrBytes: s.StderrBytes, StdoutTruncated: s.StdoutTruncated, StderrTruncated: s.StderrTruncated,
 		DurationMs: s.DurationMs, UserMs: s.Rusage.UserMs, SysMs: s.Rusage.SysMs, MaxRssKiB: s.Rusage.MaxRssKiB, MaxRssBoundKiB: s.Rusage.MaxRssBoundKiB,
 		StartedAt: s.StartedAt, EndedAt: s.EndedAt,
+		StdoutStoreError: s.StdoutStore, StderrStoreError: s.StderrStore, PersistError: s.PersistError,
 	}
 	if s.ExitCode != nil {
 		r.ExitCode, r.HasExitCode = *s.ExitCode, true

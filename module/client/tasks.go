@@ -123,6 +123,14 @@ type Task struct {
 	Result *Result `json:"result,omitempty"`
 	// Error says why a task failed to start or was lost.
 	Error string `json:"error,omitempty"`
+	// PersistError is set while the task has ended but its result could
+	// not be written to the module's task journal yet (a full disk): the
+	// task keeps its state (queued or running) and is not reported ended
+	// until the module has written it (it retries every second), or, if
+	// the module stops first, it comes back lost. ProcessEndedAt is then
+	// when its process ended (nil if it never ran).
+	PersistError   string     `json:"persistError,omitempty"`
+	ProcessEndedAt *time.Time `json:"processEndedAt,omitempty"`
 	// Stdout and Stderr are the output, up to 64 KiB inline; nil in List
 	// and for a task that never produced a stream.
 	Stdout *Stream `json:"stdout,omitempty"`
@@ -168,11 +176,20 @@ type Result struct {
 
 // Stream is a task's stdout or stderr as a task carries it.
 type Stream struct {
-	TotalBytes  int64 `json:"totalBytes"`  // written by the task
+	TotalBytes  int64 `json:"totalBytes"`  // written by the task, kept or not
 	StoredBytes int64 `json:"storedBytes"` // kept (head and tail up to max_output_bytes)
-	Truncated   bool  `json:"truncated"`   // some bytes were not kept: see DroppedRange
-	// DroppedRange is the [from, to) byte range that was not kept.
+	Truncated   bool  `json:"truncated"`   // some bytes were not kept: see DroppedRanges
+	// DroppedRange is the first [from, to) byte range that was not kept,
+	// the only one unless StoreError is set.
 	DroppedRange *[2]int64 `json:"droppedRange,omitempty"`
+	// DroppedRanges are all of them, in order: the middle the module's
+	// max_output_bytes dropped, then, with StoreError, everything from
+	// where storing failed. The stored bytes are the stream without them.
+	DroppedRanges [][2]int64 `json:"droppedRanges,omitempty"`
+	// StoreError says why the output could not be stored from some point
+	// on ("no space left on device"); the command was not blocked and
+	// TotalBytes counts all it wrote. "" normally.
+	StoreError string `json:"storeError,omitempty"`
 	// Encoding is "utf-8" (Text is the bytes) or "base64" (Text is their
 	// standard base64); see Bytes.
 	Encoding string `json:"encoding"`
