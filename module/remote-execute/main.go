@@ -18,14 +18,19 @@
 //	DELETE /remote/tasks/{id}           kill a running task, purge a finished one
 //	GET    /remote/openapi.json         the OpenAPI 3 document of all of the above
 //
-// Each command runs in its own process group; timeouts and kills send
-// SIGTERM to the group, then SIGKILL after the grace period. A command
+// Each command runs in its own session and process group; timeouts and
+// kills send SIGTERM to the group, then SIGKILL after the grace period.
+// What a command starts that leaves the group (a daemon that calls
+// setsid) is killed once it is orphaned, and by the end of its task at
+// the latest: the module is a child subreaper (task.Reaper) and logs each
+// such kill ("killed a process that escaped its task"). A command
 // that cannot start (not found, not executable, bad cwd, unknown user) is
 // a 400 naming the cause, also when it would have queued. A sentinel
 // process (this binary re-executed) kills the groups of running tasks if
 // the module dies, kill -9 of the module or of the host included, so no
-// command runs on unsupervised; after a restart such tasks are "lost",
-// with their partial output.
+// command runs on unsupervised (a daemon in a session of its own is
+// beyond it, unless already killed); after a restart such tasks are
+// "lost", with their partial output.
 //
 // Everything lives in the module's data directory, which the host creates
 // and hands over as <work_dir>/modules/<name> (name: the modules.json
@@ -80,7 +85,11 @@ import (
 type module struct {
 	svc      *remote.Service
 	sentinel *task.Sentinel
-	info     remote.Info
+	reaper   *task.Reaper // nil if it could not be had
+	// reap: this is the module's own process (main), not a test's
+	// in-process copy, so it may take the process-wide subreaper role.
+	reap bool
+	info remote.Info
 }
 
 var (
@@ -120,15 +129,29 @@ func (m *module) Provision(_ context.Context, env sdk.Env) error {
 	} else {
 		env.Logger.Info("no --acls: every principal may run any command (audited)")
 	}
+	if m.reap {
+		// The reaper kills what a command started that left its group.
+		log := env.Logger
+		m.reaper, err = task.NewReaper(task.ReaperOptions{Log: func(e task.Escapee) {
+			log.Warn("killed a process that escaped its task", "pid", e.Pid, "comm", e.Comm,
+				"session", e.Session, "pgid", e.Pgrp, "why", e.Why, "held_output_of", e.HeldOutputOf)
+		}})
+		if err != nil {
+			log.Error("no reaper: a command's daemon that leaves its process group will outlive its task", "error", err)
+		}
+	}
 	// The sentinel kills the tasks' process groups if this process dies
-	// without stopping them (kill -9 of the module or of the host).
-	if m.sentinel, err = task.StartSentinel("/proc/self/exe"); err != nil {
+	// without stopping them (kill -9 of the module or of the host). The
+	// tasks get the reaper through it.
+	if m.sentinel, err = task.StartSentinel("/proc/self/exe", task.WithReaper(m.reaper)); err != nil {
+		m.reaper.Close()
 		return err
 	}
 	opts = append(opts, remote.WithSentinel(m.sentinel))
 	m.svc, err = remote.Open(env.DataDir, p, base, env.Logger, opts...)
 	if err != nil {
 		m.sentinel.Close()
+		m.reaper.Close()
 		return err
 	}
 	m.info = remote.Info{Release: release(), WorkDir: env.WorkDir, SandboxDir: env.SandboxDir}
@@ -153,20 +176,28 @@ func release() string {
 
 func (m *module) Routes() []sdk.Route { return m.svc.Routes(m.info) }
 
-func (m *module) Metrics() map[string]float64 { return m.svc.Counts() }
+func (m *module) Metrics() map[string]float64 {
+	c := m.svc.Counts()
+	if m.reaper != nil {
+		st := m.reaper.Stats()
+		c["escapees_killed"] = float64(st.Killed)
+		c["orphans_reaped"] = float64(st.Reaped)
+	}
+	return c
+}
 
 // Close kills the running tasks, waits until their results are saved,
-// then lets the sentinel go.
+// then lets the reaper and the sentinel go.
 func (m *module) Close() error {
 	if m.svc == nil {
 		return nil
 	}
-	return errors.Join(m.svc.Close(), m.sentinel.Close())
+	return errors.Join(m.svc.Close(), m.reaper.Close(), m.sentinel.Close())
 }
 
 func main() {
 	if task.IsSentinel() { // this binary, re-executed by task.StartSentinel
 		os.Exit(task.RunSentinel(os.Stdin, os.Stderr))
 	}
-	sdk.Serve("remote", &module{})
+	sdk.Serve("remote", &module{reap: true})
 }
