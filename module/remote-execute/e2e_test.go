@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/execmod/execmod/internal/hosttest"
 	"github.com/execmod/execmod/module/internal/task"
@@ -120,4 +125,99 @@ func groupAlive(t *testing.T, pgid int) []int {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// escapee is a process a task's daemon runs as, found by its pid: its
+// stat if it still runs as the daemon (comm, and its own session or
+// group), else ok is false. The cleanup kills it if it is.
+func escapee(t *testing.T, pid int, comm string) (fields []string, ok bool) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, false
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open || s[open+1:end] != comm {
+		return nil, false // gone, and the pid reused
+	}
+	// fields[0] is the state, [1] ppid, [2] pgrp, [3] session.
+	fields = strings.Fields(s[end+1:])
+	if len(fields) < 4 || fields[0] == "Z" || (fields[2] != strconv.Itoa(pid) && fields[3] != strconv.Itoa(pid)) {
+		return fields, false
+	}
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		t.Cleanup(func() {
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			unix.Close(fd)
+		})
+	}
+	return fields, true
+}
+
+// The soak's find: a command whose daemon leaves its process group, by
+// setsid or by setpgid in a child that then exits, left the daemon
+// running with ppid 1 after the task, the module and the host. Now it is
+// dead and reaped by the time the task's result is reported, and the
+// module logs the kill.
+func TestEscapedDaemonDiesWithItsTask(t *testing.T) {
+	h := startRemote(t, nil)
+	for _, tc := range []struct{ name, command string }{
+		{"setsid", `setsid sleep 3600 </dev/null >/dev/null 2>&1 & d=$!; while [ "$(cut -d' ' -f6 /proc/$d/stat)" != "$d" ]; do :; done; echo spawned $d`},
+		{"setpgid", `d=$(bash -c 'set -m; sleep 3600 </dev/null >/dev/null 2>&1 & echo $!'); echo spawned $d`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, res := post(t, h, "/remote/tasks?wait=10s", toJSON(map[string]any{"shell": true, "command": tc.command}))
+			out, _ := res["stdout"].(map[string]any)["text"].(string)
+			var pid int
+			if _, err := fmt.Sscanf(out, "spawned %d", &pid); code != 201 || res["state"] != "exited" || err != nil {
+				t.Fatalf("POST /remote/tasks?wait=10s = %d %v", code, res)
+			}
+			if f, ok := escapee(t, pid, "sleep"); ok {
+				t.Errorf("the daemon %d still runs after its task ended: state %s, ppid %s, pgid %s, session %s", pid, f[0], f[1], f[2], f[3])
+			} else if f != nil && f[0] == "Z" {
+				t.Errorf("the daemon %d is a zombie", pid)
+			}
+			line, err := h.Logs.Wait(regexp.MustCompile(`killed a process that escaped its task.*pid=`+strconv.Itoa(pid)+`\b.*`), h.Exited)
+			if err != nil {
+				t.Errorf("no log of the kill of %d: %v", pid, err)
+			} else if !strings.Contains(line[0], "sleep") {
+				t.Errorf("log %q", line[0])
+			}
+		})
+	}
+}
+
+// kill -9 of the host while a task runs: the sentinel kills the task's
+// session, so a job moved to a process group of its own (setpgid) dies
+// with the task's group.
+func TestHostKilledNoSessionMemberSurvives(t *testing.T) {
+	h := startRemote(t, nil)
+	_, task := post(t, h, "/remote/tasks", toJSON(map[string]any{"shell": true,
+		"command": `d=$(bash -c 'set -m; sleep 3600 </dev/null >/dev/null 2>&1 & echo $!'); echo "job $d"; exec sleep 300`}))
+	id := task["id"].(string)
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/remote/tasks/"+id+"/stdout?follow=true", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	resp.Body.Close()
+	var pid int
+	if _, err2 := fmt.Sscanf(line, "job %d", &pid); err != nil || err2 != nil {
+		t.Fatalf("stdout %q: %v %v", line, err, err2)
+	}
+	if _, ok := escapee(t, pid, "sleep"); !ok {
+		t.Fatalf("the job %d does not run in a group of its own", pid)
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-h.Exited
+	waitFds(t, map[int]int{pid: fd}, "the setpgid job after kill -9 of the host")
+	unix.Close(fd)
 }
