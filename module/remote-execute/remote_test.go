@@ -342,6 +342,55 @@ func TestOverload(t *testing.T) {
 	}
 }
 
+// follow=true on a queued task answers at once, waits for the task to
+// start, then streams its output to the end, offset and limit applied.
+// The only slot is held by a task blocked on a FIFO, so the followers are
+// known to be waiting (their headers are in) when it is released.
+func TestFollowQueuedTask(t *testing.T) {
+	h := startRemote(t, []string{"max_concurrent", "1"})
+	_, release := fifoTask(t, h)
+	code, queued := post(t, h, "/remote/tasks", `{"command":"echo","arguments":["hello"]}`)
+	if code != 202 || queued["state"] != "queued" {
+		t.Fatalf("the second task = %d %v, want 202 queued", code, queued)
+	}
+	id := queued["id"].(string)
+	follow := func(query string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/remote/tasks/"+id+"/stdout?follow=true"+query, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != 200 {
+			t.Fatalf("follow%s = %d", query, resp.StatusCode)
+		}
+		return resp
+	}
+	whole, part, again := follow(""), follow("&offset=1&limit=3"), follow("&offset=0")
+	stderrReq, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/remote/tasks/"+id+"/stderr?follow=true", nil)
+	errResp, err := http.DefaultClient.Do(stderrReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errResp.Body.Close()
+	release()
+	for _, c := range []struct {
+		name string
+		resp *http.Response
+		want string
+	}{{"stdout", whole, "hello\n"}, {"stdout offset=1 limit=3", part, "ell"}, {"stdout offset=0", again, "hello\n"}, {"stderr", errResp, ""}} {
+		b, err := io.ReadAll(c.resp.Body)
+		if err != nil || string(b) != c.want {
+			t.Errorf("follow %s of a queued task = %q, %v; want %q", c.name, b, err, c.want)
+		}
+	}
+	// The follow ended with the task: its result is reported.
+	if code, b := h.Get("/remote/tasks/" + id); code != 200 || hosttest.Decode(t, b)["state"] != "exited" {
+		t.Errorf("after the follow: %d %s", code, b)
+	}
+}
+
 // Results survive kill -9 of the module and of the host; a task running
 // when the module died is reported lost, with its partial output, and
 // nothing of it keeps running.

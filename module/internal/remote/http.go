@@ -527,9 +527,10 @@ func (s *Service) deleteTask(w http.ResponseWriter, r *http.Request) error {
 
 // output serves GET /tasks/{id}/stdout and /stderr: raw bytes from offset,
 // and with follow=true everything until the task ends, flushed as it
-// comes. Following a queued task waits for it to start (or the request to
-// end) before the answer begins; a follow ends once the task's result is
-// reported (it is durable), not only its output complete.
+// comes. Following a queued task answers at once (headers for an empty
+// stream) and waits for it to start, or for the request to end; a follow
+// ends once the task's result is reported (it is durable), not only its
+// output complete.
 func (s *Service) output(w http.ResponseWriter, r *http.Request) error {
 	id, stream := r.PathValue("id"), r.PathValue("stream")
 	if stream != "stdout" && stream != "stderr" {
@@ -561,41 +562,51 @@ func (s *Service) output(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkView(r, rec); err != nil {
 		return err
 	}
-	if follow && rec.State == Queued {
-		if _, err := s.WaitStarted(r.Context(), id); err != nil {
-			return err
-		}
-		if r.Context().Err() != nil {
-			return nil // the client went away while it was queued
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	rc := http.NewResponseController(w)
+	queued := follow && rec.State == Queued
+	if queued {
+		// The answer starts now, so that the client knows it follows,
+		// with the stream as it is: empty. The bytes come once it runs.
+		w.Header().Set("X-Total-Bytes", "0")
+		w.Header().Set("X-Truncated", "false")
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
+		if _, err := s.WaitStarted(r.Context(), id); err != nil || r.Context().Err() != nil {
+			return nil // gone, or the client went away while it was queued
 		}
 	}
 	o, err := s.Output(id, stream)
-	if err != nil {
+	switch {
+	case err != nil && queued:
+		return nil // headers are out; end the stream
+	case err != nil:
 		return err
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if o == nil {
+	case o == nil && !queued:
 		w.Header().Set("X-Total-Bytes", "0")
 		w.WriteHeader(http.StatusOK)
 		return nil
+	case o == nil:
+		return nil // it never ran (failed to start, killed while queued)
 	}
-	info := o.Info()
-	w.Header().Set("X-Total-Bytes", strconv.FormatInt(info.Total, 10))
-	w.Header().Set("X-Truncated", strconv.FormatBool(info.Truncated))
-	if rs := droppedRanges(info); len(rs) > 0 {
-		all := make([]string, len(rs))
-		for i, r := range rs {
-			all[i] = fmt.Sprintf("%d-%d", r[0], r[1])
+	if !queued {
+		info := o.Info()
+		w.Header().Set("X-Total-Bytes", strconv.FormatInt(info.Total, 10))
+		w.Header().Set("X-Truncated", strconv.FormatBool(info.Truncated))
+		if rs := droppedRanges(info); len(rs) > 0 {
+			all := make([]string, len(rs))
+			for i, r := range rs {
+				all[i] = fmt.Sprintf("%d-%d", r[0], r[1])
+			}
+			w.Header().Set("X-Dropped-Range", all[0])
+			w.Header().Set("X-Dropped-Ranges", strings.Join(all, ","))
 		}
-		w.Header().Set("X-Dropped-Range", all[0])
-		w.Header().Set("X-Dropped-Ranges", strings.Join(all, ","))
+		if info.StoreErr != "" {
+			w.Header().Set("X-Store-Error", info.StoreErr)
+		}
+		w.WriteHeader(http.StatusOK)
 	}
-	if info.StoreErr != "" {
-		w.Header().Set("X-Store-Error", info.StoreErr)
-	}
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
 	p := make([]byte, 32<<10)
 	sent := int64(0)
 	for limit < 0 || sent < limit {
