@@ -126,6 +126,7 @@ type Reaper struct {
 
 	mu      sync.Mutex
 	leaders map[int]*Task    // running leaders by pid, until reaped
+	ending  map[int]*Task    // reaped leaders by pid (their group was killed), until their task's sweep is done
 	pipes   map[uint64]*Task // the output pipes (inode) of tasks not yet done
 	closed  bool
 
@@ -167,7 +168,7 @@ func NewReaper(opts ReaperOptions) (*Reaper, error) {
 	}
 	r := &Reaper{
 		opts: opts, self: os.Getpid(), sid: sid,
-		leaders: map[int]*Task{}, pipes: map[uint64]*Task{},
+		leaders: map[int]*Task{}, ending: map[int]*Task{}, pipes: map[uint64]*Task{},
 		stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	if p := "/proc/self/task/" + strconv.Itoa(r.self) + "/children"; fileExists(p) {
@@ -239,12 +240,24 @@ func (r *Reaper) startLeader(t *Task, start func() (int, error)) error {
 	return err
 }
 
-// leaderReaped unregisters t's leader; called once it has been reaped
-// (before, a sweep could take its zombie for an orphan's and reap it).
+// leaderReaped unregisters t's leader; called once its group was killed
+// and it has been reaped (before, a sweep could take its zombie for an
+// orphan's and reap it). Until taskSwept, what is left of its group is
+// known to be dying of the group kill, not to have escaped.
 func (r *Reaper) leaderReaped(t *Task) {
 	r.mu.Lock()
 	if r.leaders[t.pid] == t {
 		delete(r.leaders, t.pid)
+	}
+	r.ending[t.pid] = t
+	r.mu.Unlock()
+}
+
+// taskSwept is called after t's own sweep at its end.
+func (r *Reaper) taskSwept(t *Task) {
+	r.mu.Lock()
+	if r.ending[t.pid] == t {
+		delete(r.ending, t.pid)
 	}
 	r.mu.Unlock()
 }
@@ -350,8 +363,10 @@ func (r *Reaper) candidates(all bool) []candidate {
 
 // judge decides about one candidate, now that it cannot be a leader being
 // registered: a zombie is reaped, a live process in a running task's
-// session is left, any other is killed. It returns the pidfd of a process
-// it killed (the caller waits for it and reaps it), else nil.
+// session is left, one in the group of a task that is ending is dying of
+// the group kill, any other is an escapee and killed. It returns the
+// pidfd of a process that dies (the caller waits for it and reaps it),
+// else nil.
 func (r *Reaper) judge(c candidate) *os.File {
 	r.mu.Lock()
 	_, leader := r.leaders[c.pid]
@@ -382,10 +397,17 @@ func (r *Reaper) judge(c candidate) *os.File {
 	}
 	r.mu.Lock()
 	_, running := r.leaders[st.Session]
+	_, ending := r.ending[st.Pgrp]
 	r.mu.Unlock()
 	if running {
 		f.Close() // still its task's: the task's end kills it
 		return nil
+	}
+	if ending {
+		// It stayed in its group, which was sent SIGKILL: not an
+		// escapee, only not dead yet.
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		return f
 	}
 	held := r.heldPipe(c.pid)
 	if st.Pgrp == c.pid {

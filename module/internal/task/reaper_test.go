@@ -364,6 +364,51 @@ func TestReaperLeavesOtherChildren(t *testing.T) {
 	}
 }
 
+// What is left of an ended task's group when the task sweeps is dying of
+// the group kill: it is reaped, but it escaped nothing (no kill counted,
+// no log, no OutputCut). The soak's "stubborn" task, whose sleep was
+// still alive at that moment, said OutputCut.
+func TestReaperGroupMembersAreNotEscapees(t *testing.T) {
+	r, log := newReaper(t, 0)
+	// A session like a task's, whose leader is taken as reaped: the
+	// sleep is what is left of its group.
+	cmd := exec.Command("sleep", "300")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fd := watch(t, cmd.Process.Pid)
+	ended := &Task{pid: cmd.Process.Pid}
+	r.leaderReaped(ended)
+	r.sweep(true)
+	r.taskSwept(ended)
+	assertReaped(t, fd, "the member of an ended task's group")
+	if st := r.Stats(); st.Killed != 0 || st.Reaped != 1 || len(log.pids()) != 0 {
+		t.Errorf("stats %+v, logged %v: want one reaped, no escapee", st, log.pids())
+	}
+}
+
+// The same with real tasks: a group killed at the end (SIGKILL after the
+// grace, as the soak's stubborn task) leaves members alive for a moment;
+// none of them counts as an escapee.
+func TestReaperKilledGroupNoEscapee(t *testing.T) {
+	r, log := newReaper(t, 0)
+	for i := range 40 {
+		s := sh(t, `trap '' TERM; sleep 300 & sleep 300 & echo ready; wait`)
+		s.Reaper = r
+		s.Grace = time.Millisecond
+		tk := start(t, s)
+		waitOutput(t, tk.Stdout(), "ready\n")
+		tk.Kill()
+		if res := wait(t, tk); !res.KillEscalated || res.OutputCut {
+			t.Fatalf("task %d: %+v, want killed by SIGKILL, output not cut", i, res)
+		}
+	}
+	if st := r.Stats(); st.Killed != 0 || len(log.pids()) != 0 {
+		t.Errorf("stats %+v, logged %v: want no escapee", st, log.pids())
+	}
+}
+
 // Many tasks start and end while sweeps run back to back: no leader is
 // ever taken for an escapee between its fork and its registration, the
 // sentinel (our child too) is left alone, and exactly the escapees die.

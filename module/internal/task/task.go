@@ -238,6 +238,7 @@ func launch(s Spec, path string, cred *syscall.Credential) (*Task, error) {
 			unix.Kill(-t.pid, unix.SIGKILL)
 			_ = t.waitLeader()
 			if t.reaper != nil {
+				t.reaper.taskSwept(t)
 				t.reaper.forgetPipes(t)
 			}
 			st.closeAll()
@@ -323,6 +324,7 @@ func (t *Task) run(outR, errR *os.File) {
 		// The leader's orphans are ours by now: none may outlive the
 		// task, and the output may end before the drain bound.
 		t.reaper.sweep(false)
+		t.reaper.taskSwept(t)
 	}
 	deadline := time.Now().Add(t.spec.Drain)
 	outR.SetReadDeadline(deadline)
