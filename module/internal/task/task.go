@@ -578,7 +578,8 @@ func (t *Task) finish(state *os.ProcessState, err error, cut bool) {
 // Pid is the leader's process id.
 func (t *Task) Pid() int { return t.pid }
 
-// Pgid is the task's process group id (the leader's pid).
+// Pgid is the task's process group id (the leader's pid), which is also
+// its session id.
 func (t *Task) Pgid() int { return t.pid }
 
 // StartTicks is the leader's start time in clock ticks after boot (field
