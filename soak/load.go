@@ -293,6 +293,7 @@ func (s *soak) kill(ctx context.Context, r *rand.Rand, tr *tracked) {
 	tr.KillAt = time.Now()
 	tr.mu.Unlock()
 	deadline := time.Now().Add(6 * time.Second)
+	unanswered := false // an earlier attempt got no answer: it may have been carried out
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		var rep reply
 		var err error
@@ -308,7 +309,10 @@ func (s *soak) kill(ctx context.Context, r *rand.Rand, tr *tracked) {
 			tr.KillAcked = true
 			tr.mu.Unlock()
 			return
-		case err == nil && rep.Status == http.StatusNoContent:
+		case err == nil && rep.Status == http.StatusNoContent,
+			// The same, when the answer to an earlier DELETE was lost in a
+			// fault: that DELETE purged it, and this one finds nothing.
+			err == nil && rep.Status == http.StatusNotFound && j.Signal == "" && unanswered:
 			// It had ended (lost, killed by a host stop): DELETE purged it.
 			tr.mu.Lock()
 			tr.Purged = true
@@ -322,6 +326,7 @@ func (s *soak) kill(ctx context.Context, r *rand.Rand, tr *tracked) {
 			}
 			pause(ctx, time.Duration(50+r.IntN(100))*time.Millisecond)
 		case retryable(rep, err):
+			unanswered = unanswered || err != nil || rep.Status >= 500
 			pause(ctx, time.Duration(100+r.IntN(200))*time.Millisecond)
 		default:
 			tr.problem("kill: unexpected %d %.200s", rep.Status, rep.Body)

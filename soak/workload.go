@@ -195,12 +195,21 @@ func drawKind(r *rand.Rand) kind {
 
 // storedView is what max_output_bytes keeps of out: the raw stream with
 // [from, to) dropped.
-func storedView(out []byte, dropped *[2]int64) []byte {
-	if dropped == nil {
+// storedView is out without the dropped [from, to) ranges (in order, as
+// the module reports them: the middle the cap dropped, and what a failed
+// store lost).
+func storedView(out []byte, dropped [][2]int64) []byte {
+	if len(dropped) == 0 {
 		return out
 	}
-	from, to := min(dropped[0], int64(len(out))), min(dropped[1], int64(len(out)))
-	return append(append([]byte(nil), out[:from]...), out[to:]...)
+	var kept []byte
+	at := int64(0)
+	for _, d := range dropped {
+		from, to := min(max(d[0], at), int64(len(out))), min(d[1], int64(len(out)))
+		kept = append(kept, out[at:from]...)
+		at = max(at, to)
+	}
+	return append(kept, out[at:]...)
 }
 
 func sum(b []byte) string {
@@ -259,9 +268,12 @@ func (j *job) natural(t *client.Task, stdout []byte) string {
 // raw stored bytes) with what the command wrote.
 func checkStream(name string, s *client.Stream, got, wrote []byte) []string {
 	var total int64
-	var dropped *[2]int64
+	var dropped [][2]int64
 	if s != nil {
-		total, dropped = s.TotalBytes, s.DroppedRange
+		total, dropped = s.TotalBytes, s.DroppedRanges
+		if len(dropped) == 0 && s.DroppedRange != nil { // a module from before droppedRanges
+			dropped = [][2]int64{*s.DroppedRange}
+		}
 	}
 	var bad []string
 	if total != int64(len(wrote)) {
