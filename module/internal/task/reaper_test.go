@@ -196,7 +196,9 @@ func TestReaperKillsEscapeesByTheTaskEnd(t *testing.T) {
 		{name: "setsid, holding stdout",
 			script: `setsid sleep 300 & d=$!; ` + untilSession + `echo $d; read x < "$0"`, npids: 1, cut: true},
 		{name: "setpgid, parent gone",
-			script: `bash -c 'set -m; sleep 300 </dev/null >/dev/null 2>&1 & echo $! $$'; read x < "$0"`, npids: 1, inter: 1, kept: true},
+			// $(...) ends once bash has exited and the job has let go of
+			// its stdout: before, the job held the task's output.
+			script: `echo $(bash -c 'set -m; sleep 300 </dev/null >/dev/null 2>&1 & echo $! $$'); read x < "$0"`, npids: 1, inter: 1, kept: true},
 		{name: "setsid twice",
 			script: `setsid sh -c 'setsid sleep 300 </dev/null >/dev/null 2>&1 & d=$!; ` + untilSession + `echo $$ $d; wait' & read x < "$0"`,
 			npids:  2, cut: true},
