@@ -92,8 +92,9 @@ func listPids() ([]int, error) {
 
 // KillGroup SIGKILLs every live process of process group pgid whose start
 // time (clock ticks after boot, /proc/<pid>/stat field 22) is at least
-// notBefore, found by scanning /proc, and returns how many distinct
-// processes it signalled. It is meant for restarts: a task that was running
+// notBefore, found by scanning /proc, and of the session of the same id
+// (a task leads both), and returns how many distinct processes it
+// signalled. It is meant for restarts: a task that was running
 // when the service died is recognised by its Pgid and StartTicks even if
 // the pid was reused since, because a stranger started earlier than
 // notBefore is left alone. Each process is checked and signalled through a
@@ -108,7 +109,11 @@ func KillGroup(pgid int, notBefore uint64) (int, error) {
 	if pgid == unix.Getpgrp() {
 		return 0, fmt.Errorf("task: kill group: %d is this service's own process group", pgid)
 	}
-	n, err := scanKill(map[int]uint64{pgid: notBefore})
+	groups := map[int]uint64{pgid: notBefore}
+	n, err := scanKill(groups)
+	// A task leads its own session too (its id is the group's): a job it
+	// moved to another group is still in the session.
+	n += killSessions(groups)
 	if err != nil {
 		return n, fmt.Errorf("task: kill group: %w", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -612,6 +614,51 @@ func TestKillGroup(t *testing.T) {
 	}
 	if _, err := KillGroup(syscall.Getpgrp(), 0); err == nil {
 		t.Error("KillGroup of the test's own group accepted")
+	}
+}
+
+// A task leads its session as well as its group: KillGroup also kills a
+// job of the session that job control moved to a group of its own.
+func TestKillGroupKillsTheSession(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("bash", "-c", "set -m; sleep 300 & echo $!; wait") // dash does no job control without a terminal
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sid := cmd.Process.Pid
+	t.Cleanup(func() {
+		syscall.Kill(-sid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	job, perr := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || perr != nil {
+		t.Fatalf("read %q, %v", line, err)
+	}
+	t.Cleanup(func() { syscall.Kill(job, syscall.SIGKILL) })
+	jst, err := readStat(job)
+	if err != nil || jst.Session != sid || jst.Pgrp == sid {
+		t.Fatalf("the job: %+v %v; want session %d in another group", jst, err, sid)
+	}
+	fd, err := unix.PidfdOpen(job, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	st, err := readStat(sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := KillGroup(sid, st.StartTime); n != 2 || err != nil {
+		t.Errorf("KillGroup: %d %v, want 2 (the shell and its job)", n, err)
+	}
+	if !exited(fd, testTimeout) {
+		t.Error("the session's job outlived KillGroup")
 	}
 }
 
