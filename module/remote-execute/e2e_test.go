@@ -25,34 +25,16 @@ func TestMain(m *testing.M) {
 	if task.IsSentinel() { // the module under sdktest re-executes this binary
 		os.Exit(task.RunSentinel(os.Stdin, os.Stderr))
 	}
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "execmod-remote-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		const mod = "github.com/execmod/execmod"
-		if err := hosttest.Build(dir, map[string]string{
-			"modhost": mod + "/host", "remote-execute": mod + "/module/remote-execute",
-		}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+	os.Exit(hosttest.Binaries(map[string]string{"modhost": "/host", "remote-execute": "/module/remote-execute"}, func(dir string) int {
 		bins = dir
 		return m.Run()
-	}())
+	}))
 }
 
 // remoteJSON is a modules.json loading remote-execute with params as key,
 // value pairs.
 func remoteJSON(params ...string) string {
-	var ps []string
-	for i := 0; i+1 < len(params); i += 2 {
-		ps = append(ps, fmt.Sprintf(`{"key":%q,"value":%q}`, params[i], params[i+1]))
-	}
-	return fmt.Sprintf(`{"libraries":[{"file":%q,"modules":[{"name":"org_execmod_RemoteExecution","parameters":[%s]}]}]}`,
-		filepath.Join(bins, "remote-execute"), strings.Join(ps, ","))
+	return hosttest.RemoteJSON(filepath.Join(bins, "remote-execute"), params...)
 }
 
 // startRemote starts the host with the remote module and extra args.

@@ -20,6 +20,9 @@
 //
 // Each command runs in its own session and process group; timeouts and
 // kills send SIGTERM to the group, then SIGKILL after the grace period.
+// (Being a session of its own, a command has no controlling terminal and
+// its group is orphaned: SIGTSTP, SIGTTIN and SIGTTOU sent through
+// /signal do not stop it by default; SIGSTOP does.)
 // What a command starts that leaves the group (a daemon that calls
 // setsid) is killed once it is orphaned, and by the end of its task at
 // the latest: the module is a child subreaper (task.Reaper) and logs each
@@ -42,13 +45,24 @@
 // host; it is fsynced within 50ms (group commit), which bounds what a
 // power loss can take.
 //
+// A full disk is said, not hidden: output that cannot be stored is still
+// read and counted (totalBytes), and the stream says what was lost
+// (storeError, droppedRanges). A result that cannot be written to the
+// journal is not reported: the task stays running with persistError and
+// the module retries until it can write it (a task the module loses
+// before then is reported lost, never differently). The journal keeps
+// journal_reserve of space for that, and new tasks get 503 with
+// Retry-After once half of it is used, as they do when the audit log
+// cannot be written, since nothing runs unaudited.
+//
 // Parameters (modules.json): default_timeout (30s), max_timeout (24h),
 // kill_grace_period (10s), max_output_bytes (4MB), max_concurrent
 // (8 × cores), max_queued (64), retention (24h), max_tasks (10000),
 // allow_shell (true), env_allowlist (PATH,LANG,TZ: the module environment
 // variables a task inherits; PATH defaults to the usual system one),
 // max_args (4096 argv entries), max_arg_bytes (1MB of argv and
-// environment), max_stdin (1MB decoded; at most 6MB).
+// environment), max_stdin (1MB decoded; at most 6MB), journal_reserve
+// (1MB; 0 keeps none).
 //
 // Results carry rusage: userMs, sysMs, and maxRssKiB, the command's peak
 // resident set, which is 0 when Linux cannot tell it from the module's own
