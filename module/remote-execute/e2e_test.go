@@ -163,8 +163,10 @@ func TestEscapedDaemonDiesWithItsTask(t *testing.T) {
 			line, err := h.Logs.Wait(regexp.MustCompile(`killed a process that escaped its task.*pid=`+strconv.Itoa(pid)+`\b.*`), h.Exited)
 			if err != nil {
 				t.Errorf("no log of the kill of %d: %v", pid, err)
-			} else if !strings.Contains(line[0], "sleep") {
-				t.Errorf("log %q", line[0])
+			} else if !strings.Contains(line[0], "why=") {
+				// By pid, not by comm: the kill may come before the job's exec
+				// of sleep, while it is still the forking shell.
+				t.Errorf("log %q says not why", line[0])
 			}
 		})
 	}
