@@ -336,6 +336,57 @@ func ShortTemp(t *testing.T) string {
 	return dir
 }
 
+// Tmpfs mounts a tmpfs of size bytes on a fresh short directory (fit for
+// a work_dir) and unmounts it when the test ends; mount it before starting
+// a host on it, so that the host has stopped by then. Mounting needs
+// root: elsewhere the test is skipped, saying so.
+func Tmpfs(t *testing.T, size int) string {
+	t.Helper()
+	dir := ShortTemp(t)
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: mounting a small tmpfs, to fill it, needs root")
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		t.Skipf("skipped: cannot mount a tmpfs to fill (%v)", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting the test's tmpfs: %v", err)
+		}
+	})
+	return dir
+}
+
+// FillDisk fills the file system of dir with dir/.filler until ENOSPC;
+// free (also run at cleanup; safe twice) removes it again.
+func FillDisk(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, ".filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for err == nil {
+		_, err = f.Write(buf)
+	}
+	f.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling %s: %v", dir, err)
+	}
+	freed := false
+	free = func() {
+		if !freed {
+			freed = true
+			if err := os.Remove(path); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(free)
+	return free
+}
+
 // Decode decodes a JSON object or fails the test.
 func Decode(t *testing.T, body string) map[string]any {
 	t.Helper()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -26,54 +25,6 @@ import (
 // and carry an argument of 5000 bytes, so that their records are longer
 // than a page: writing one needs a page the full tmpfs does not have,
 // whatever room the journal's last page has left.
-
-// tmpfsWorkDir mounts a tmpfs of size bytes for a host's work_dir; it is
-// unmounted when the test ends, after the host has stopped.
-func tmpfsWorkDir(t *testing.T, size int) string {
-	t.Helper()
-	dir := hosttest.ShortTemp(t)
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: mounting a small tmpfs as the work_dir, to fill it, needs root")
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.Itoa(size)+",mode=0700"); err != nil {
-		t.Skipf("skipped: cannot mount a tmpfs as the work_dir (%v)", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmounting the work_dir's tmpfs: %v", err)
-		}
-	})
-	return dir
-}
-
-// fillDisk fills the file system of dir; the returned func frees it.
-func fillDisk(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, ".filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	for err == nil {
-		_, err = f.Write(buf)
-	}
-	f.Close()
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling %s: %v", dir, err)
-	}
-	freed := false
-	free = func() {
-		if !freed {
-			freed = true
-			if err := os.Remove(path); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(free)
-	return free
-}
 
 // gatedTask starts a task that prints before, waits on a FIFO, then
 // prints "hello"; release lets it go on (it returns once the task has
@@ -169,10 +120,10 @@ func documented(t *testing.T, what string, m map[string]any, schema string) {
 // it reads the same after kill -9 of the module. Once there is room,
 // output is stored again, and the audit log holds an intact chain.
 func TestDiskFullOutputNotStored(t *testing.T) {
-	work := tmpfsWorkDir(t, 16<<20)
+	work := hosttest.Tmpfs(t, 16<<20)
 	h := startRemote(t, nil, "--work_dir="+work)
 	id, pid, release := gatedTask(t, h, "")
-	free := fillDisk(t, work)
+	free := hosttest.FillDisk(t, work)
 	release()
 	res := waitTask(t, h, id)
 	out, _ := res["stdout"].(map[string]any)
@@ -219,13 +170,13 @@ func TestDiskFullOutputNotStored(t *testing.T) {
 // result still held back when the module dies is never reported: the
 // task comes back lost with its partial output, once that can be written.
 func TestDiskFullResultHeldBack(t *testing.T) {
-	work := tmpfsWorkDir(t, 16<<20)
+	work := hosttest.Tmpfs(t, 16<<20)
 	h := startRemote(t, []string{"journal_reserve", "0"}, "--work_dir="+work)
 	held := regexp.MustCompile(`could not write a task's result to the journal`)
 
 	// Held back, then written once there is room.
 	id, pid, release := gatedTask(t, h, "")
-	free := fillDisk(t, work)
+	free := hosttest.FillDisk(t, work)
 	from := h.Logs.Len()
 	release()
 	if _, err := h.Logs.WaitFrom(from, held, h.Exited); err != nil {
@@ -273,7 +224,7 @@ func TestDiskFullResultHeldBack(t *testing.T) {
 
 	// Held back when the module dies: lost, never another result.
 	id, _, release = gatedTask(t, h, "before\n")
-	free = fillDisk(t, work)
+	free = hosttest.FillDisk(t, work)
 	from = h.Logs.Len()
 	release()
 	if _, err := h.Logs.WaitFrom(from, held, h.Exited); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/execmod/execmod/internal/hosttest"
 	"github.com/execmod/execmod/module/internal/audit"
 	"github.com/execmod/execmod/module/internal/request"
 )
@@ -290,13 +291,13 @@ func TestJournalFailureRefusesTasks(t *testing.T) {
 // of it; the reserve is invisible in the file's length and in what is
 // read back. The disk is a small tmpfs, filled (root only).
 func TestJournalReserveOnFullDisk(t *testing.T) {
-	root := smallTmpfs(t, 1<<20)
+	root := hosttest.Tmpfs(t, 1<<20)
 	const reserve = 64 << 10
 	j, _, err := openJournalReserve(root, slog.New(slog.DiscardHandler), reserve)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fill(t, root)
+	hosttest.FillDisk(t, root)
 	now := time.Now().UTC()
 	line := func(st State) []byte {
 		b, err := encodeRecord(&record{Version: recordVersion, ID: newID(now), State: st, Command: strings.Repeat("c", 400), CreatedAt: now})
@@ -345,12 +346,12 @@ func TestJournalReserveOnFullDisk(t *testing.T) {
 // task's result says so; the journal's reserve takes the result (a record
 // longer than a page), which reads the same after a reopen.
 func TestStoreErrorInResult(t *testing.T) {
-	root := smallTmpfs(t, 4<<20)
+	root := hosttest.Tmpfs(t, 4<<20)
 	p := DefaultParams()
 	s, _ := openTapped(t, root, p)
 	fifo, release := gate(t)
 	rec := gated(t, s, fifo)
-	filler := fill(t, root)
+	free := hosttest.FillDisk(t, root)
 	release()
 	final, err := s.Wait(t.Context(), rec.ID, time.Minute)
 	if err != nil || final.State != Exited || final.Result.ExitCode != 0 {
@@ -378,9 +379,7 @@ func TestStoreErrorInResult(t *testing.T) {
 		raw.Header().Get("X-Dropped-Ranges") != "0-6" {
 		t.Errorf("raw stdout = %q %v", raw.Body, raw.Header())
 	}
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	free()
 	s.Close()
 	s2 := open(t, root, p)
 	if after := serve(s2, "GET", "/tasks/"+rec.ID, "").Body.String(); after != view {
@@ -442,42 +441,4 @@ func TestAuditFailureKillsAndEndLineWaits(t *testing.T) {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-// smallTmpfs mounts a tmpfs of size bytes for the test (root only: the
-// test is skipped otherwise, saying so) and returns its directory.
-func smallTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := t.TempDir()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: mounting a small tmpfs to fill needs root")
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.Itoa(size)+",mode=0700"); err != nil {
-		t.Skipf("skipped: cannot mount a tmpfs to fill (%v)", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmounting the test's tmpfs: %v", err)
-		}
-	})
-	return dir
-}
-
-// fill fills root's file system with root/.filler and returns its path.
-func fill(t *testing.T, root string) string {
-	t.Helper()
-	path := filepath.Join(root, ".filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	for err == nil {
-		_, err = f.Write(buf)
-	}
-	f.Close()
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling %s: %v", root, err)
-	}
-	return path
 }
