@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/execmod/execmod/internal/hosttest"
 )
 
@@ -317,10 +315,7 @@ func TestCrashRestartAndFailed(t *testing.T) {
 // test can observe, not a race.
 func TestCrashedModuleAnswers503UntilRestarted(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("gated", "gate_restarts", "1"))
-	gate := filepath.Join(h.WorkDir, "modules", "gated", "gate")
-	if err := unix.Mkfifo(gate, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, release := hosttest.Gate(t, filepath.Join(h.WorkDir, "modules", "gated", "gate"))
 	pid := modulePid(h)
 	from := h.Logs.Len()
 	killed := time.Now()
@@ -339,11 +334,7 @@ func TestCrashedModuleAnswers503UntilRestarted(t *testing.T) {
 	if st := hosttest.Decode(t, body)["modules"].([]any)[0].(map[string]any); code != 200 || st["state"] != "restarting" {
 		t.Errorf("/state while down: %v", st)
 	}
-	f, err := os.OpenFile(gate, os.O_WRONLY, 0) // lets the restart finish Provision
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	release() // lets the restart finish Provision
 	if _, err := h.Logs.WaitFrom(from, regexp.MustCompile(`module serving: .*restarts=1\b`), h.Exited); err != nil {
 		t.Fatal(err)
 	}
@@ -405,9 +396,7 @@ func TestHostSIGKILLTakesModulesDown(t *testing.T) {
 // half-started module is gone.
 func TestStopDuringRestart(t *testing.T) {
 	h := startHost(t, nil, "--modules="+testmodJSON("stuck", "gate_restarts", "1"), "--module_start_timeout=10mins")
-	if err := unix.Mkfifo(filepath.Join(h.WorkDir, "modules", "stuck", "gate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	hosttest.Gate(t, filepath.Join(h.WorkDir, "modules", "stuck", "gate")) // never released: the restart stays stuck
 	pid := modulePid(h)
 	from := h.Logs.Len()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {

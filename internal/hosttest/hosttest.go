@@ -336,6 +336,60 @@ func ShortTemp(t *testing.T) string {
 	return dir
 }
 
+// gateGuard bounds how long a release waits for the command to open its
+// FIFO: a guard against a hang, not a delay.
+const gateGuard = time.Minute
+
+// Gate makes a FIFO at path (a fresh one when path is "") for a command to
+// block on by reading it, and returns its path and release, which lets
+// the command go on: release opens the FIFO for writing, waiting for the
+// command to have opened it (at most a minute, then the test fails
+// instead of hanging) and closes it, so that the command reads end of
+// file. release is safe to
+// call twice; at cleanup it runs without waiting, so a test that failed
+// before its command opened the FIFO is not held up.
+func Gate(t *testing.T, path string) (string, func()) {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "gate")
+	}
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	open := func(flags int) error {
+		f, err := os.OpenFile(path, os.O_WRONLY|flags, 0)
+		if err == nil {
+			f.Close() // the command reads end of file and goes on
+		}
+		return err
+	}
+	release := func() {
+		t.Helper()
+		once.Do(func() {
+			opened := make(chan error, 1)
+			go func() { opened <- open(0) }()
+			select {
+			case err := <-opened:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(gateGuard):
+				// Open the read end ourselves so that the writer's open returns.
+				if r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+					<-opened
+					r.Close()
+				}
+				t.Fatalf("no command opened %s within %s", path, gateGuard)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		once.Do(func() { _ = open(syscall.O_NONBLOCK) }) // ENXIO: nobody reads it; nothing to release
+	})
+	return path, release
+}
+
 // Tmpfs mounts a tmpfs of size bytes on a fresh short directory (fit for
 // a work_dir) and unmounts it when the test ends; mount it before starting
 // a host on it, so that the host has stopped by then. Mounting needs

@@ -16,29 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/execmod/execmod/internal/hosttest"
 	"github.com/execmod/execmod/module/client"
-	"golang.org/x/sys/unix"
 )
-
-// mkfifo makes a FIFO: a task that reads it blocks until release.
-func mkfifo(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "go")
-	if err := unix.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// release lets the task blocked on fifo go on (it reads EOF).
-func release(t *testing.T, fifo string) {
-	t.Helper()
-	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-}
 
 // waitOutput follows a task's stdout until it has printed want.
 func waitOutput(t *testing.T, c *client.Client, id, want string) {
@@ -71,7 +51,7 @@ func TestTasks(t *testing.T) {
 	c := newClient(t, h)
 	ctx := t.Context()
 	dir := t.TempDir()
-	fifo := mkfifo(t)
+	fifo, release := hosttest.Gate(t, "")
 
 	req := client.RunRequest{
 		Command: fmt.Sprintf("echo one; read x < %s; echo two; cat; echo $GREETING; pwd", fifo), Shell: true,
@@ -103,7 +83,7 @@ func TestTasks(t *testing.T) {
 	if line, err := rd.ReadString('\n'); err != nil || line != "one\n" {
 		t.Fatalf("first followed line = %q, %v", line, err)
 	}
-	release(t, fifo)
+	release()
 	want := "one\ntwo\ninput\nhi\n" + dir + "\n"
 	if rest, err := io.ReadAll(rd); err != nil || "one\n"+string(rest) != want {
 		t.Errorf("rest of the followed stream = %q, %v", rest, err)
@@ -229,14 +209,14 @@ func TestTasks(t *testing.T) {
 func TestRunDeadline(t *testing.T) {
 	h := startHost(t, nil)
 	c := newClient(t, h)
-	fifo := mkfifo(t)
+	fifo, release := hosttest.Gate(t, "")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	task, err := c.Run(ctx, client.RunRequest{Command: "cat", Args: []string{fifo}})
 	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, client.ErrUnreachable) || task.ID == "" || task.State != client.StateRunning {
 		t.Fatalf("Run past its deadline = %+v, %v", task, err)
 	}
-	release(t, fifo)
+	release()
 	if task, err = c.Wait(t.Context(), task.ID); err != nil || task.State != client.StateExited {
 		t.Errorf("Wait = %+v, %v", task, err)
 	}
@@ -247,7 +227,7 @@ func TestSeed(t *testing.T) {
 	h := startHost(t, nil)
 	c := newClient(t, h)
 	ctx := t.Context()
-	fifo := mkfifo(t)
+	fifo, release := hosttest.Gate(t, "")
 	pid, id, err := c.Execute(ctx, "cat", []string{fifo}, false, time.Minute)
 	if err != nil || pid <= 0 || id == "" {
 		t.Fatalf("Execute = %d %q, %v", pid, id, err)
@@ -258,7 +238,7 @@ func TestSeed(t *testing.T) {
 	if pids, ids, err := c.Pids(ctx); err != nil || !slices.Equal(pids, []int{pid}) || !slices.Equal(ids, []string{id}) {
 		t.Errorf("Pids = %v %v, %v", pids, ids, err)
 	}
-	release(t, fifo)
+	release()
 	if _, err := c.Wait(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +304,7 @@ func TestErrors(t *testing.T) {
 		t.Errorf("Get of an unknown task = %v", err)
 	}
 
-	fifo := mkfifo(t)
+	fifo, release := hosttest.Gate(t, "")
 	first, err := c.Start(ctx, client.RunRequest{Command: "cat", Args: []string{fifo}})
 	if err != nil || first.State != client.StateRunning {
 		t.Fatalf("first = %+v, %v", first, err)
@@ -337,7 +317,7 @@ func TestErrors(t *testing.T) {
 	if e := apiError(t, err, 429); !errors.Is(err, client.ErrBusy) || e.RetryAfter != time.Second {
 		t.Errorf("third = %v (Retry-After %v), want 429 after 1s", err, e.RetryAfter)
 	}
-	release(t, fifo)
+	release()
 	if q, err := c.Wait(ctx, queued.ID); err != nil || q.State != client.StateExited || q.Stdout.Text != "queued\n" {
 		t.Errorf("queued task = %+v, %v", q, err)
 	}
@@ -459,7 +439,7 @@ func TestTLS(t *testing.T) {
 	if d, err := c.PolicyCheck(ctx, client.RunRequest{Command: "true"}); err != nil || d.Principal != "ops" {
 		t.Errorf("principal over mTLS = %+v, %v; want ops", d, err)
 	}
-	fifo := mkfifo(t)
+	fifo, release := hosttest.Gate(t, "")
 	task, err := c.Start(ctx, client.RunRequest{Command: fmt.Sprintf("echo a; cat %s; echo b", fifo), Shell: true})
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +452,7 @@ func TestTLS(t *testing.T) {
 	if line, err := rd.ReadString('\n'); err != nil || line != "a\n" {
 		t.Fatalf("followed over TLS: %q, %v", line, err)
 	}
-	release(t, fifo)
+	release()
 	if rest, err := io.ReadAll(rd); err != nil || string(rest) != "b\n" {
 		t.Errorf("rest followed over TLS: %q, %v", rest, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/execmod/execmod/internal/hosttest"
 	"github.com/execmod/execmod/module/client"
 )
 
@@ -531,7 +532,7 @@ func TestOpenAPIDrift(t *testing.T) {
 	}
 
 	// Busy: one running, one queued (202), one refused (429).
-	fifo := mkfifo(t)
+	fifo, release := hosttest.Gate(t, "")
 	first, err := ops.Start(ctx, client.RunRequest{Command: "cat", Args: []string{fifo}, Labels: map[string]string{"a": "b"}})
 	must(err)
 	queued, err := ops.Start(ctx, client.RunRequest{Command: "echo", Args: []string{"q"}, IdempotencyKey: "q"})
@@ -545,7 +546,7 @@ func TestOpenAPIDrift(t *testing.T) {
 	}
 	_, _, err = ops.Pids(ctx)
 	must(err)
-	release(t, fifo)
+	release()
 	_, err = ops.Wait(ctx, queued.ID)
 	must(err)
 	_, err = ops.Start(ctx, client.RunRequest{Command: "echo", Args: []string{"q"}, IdempotencyKey: "q"}) // 200: replayed

@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/execmod/execmod/internal/hosttest"
 	"github.com/execmod/execmod/module/internal/audit"
 )
@@ -31,28 +29,13 @@ import (
 // opened the FIFO).
 func gatedTask(t *testing.T, h *hosttest.Host, before string) (id string, pid int, release func()) {
 	t.Helper()
-	fifo := filepath.Join(t.TempDir(), "gate")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo, release := hosttest.Gate(t, "")
 	body := fmt.Sprintf(`{"command":"sh","arguments":["-c","printf %%s \"$3\"; cat \"$1\"; echo hello","sh",%q,%q,%q]}`,
 		fifo, strings.Repeat("p", 5000), before)
 	code, m := post(t, h, "/remote/tasks", body)
 	if code != 201 || m["state"] != "running" {
 		t.Fatalf("the gated task = %d %v", code, m)
 	}
-	released := false
-	release = func() {
-		if !released {
-			released = true
-			f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
-		}
-	}
-	t.Cleanup(release)
 	if before != "" {
 		waitLine(t, h, m["id"].(string), before)
 	}

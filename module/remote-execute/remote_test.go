@@ -187,10 +187,7 @@ func TestRejections(t *testing.T) {
 func TestTasksAPI(t *testing.T) {
 	h := startRemote(t, nil)
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "go")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo, release := hosttest.Gate(t, filepath.Join(dir, "go"))
 	body := fmt.Sprintf(`{"command":"echo one; read x < %s; echo two; cat; echo $GREETING; pwd","shell":true,`+
 		`"env":{"GREETING":"hi"},"cwd":%q,"stdin":"aW5wdXQK","labels":{"ticket":"OPS-1"},"idempotency_key":"k1"}`, fifo, dir)
 	code, task := post(t, h, "/remote/tasks", body)
@@ -213,11 +210,7 @@ func TestTasksAPI(t *testing.T) {
 	if line, err := rd.ReadString('\n'); err != nil || line != "one\n" {
 		t.Fatalf("first followed line = %q, %v", line, err)
 	}
-	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	release()
 	rest, err := io.ReadAll(rd)
 	if want := "two\ninput\nhi\n" + dir + "\n"; err != nil || string(rest) != want {
 		t.Errorf("rest of the followed stream = %q, %v; want %q", rest, err, want)
@@ -316,10 +309,7 @@ func waitLine(t *testing.T, h *hosttest.Host, id, want string) {
 // task runs when a slot frees.
 func TestOverload(t *testing.T) {
 	h := startRemote(t, []string{"max_concurrent", "1", "max_queued", "1"})
-	fifo := filepath.Join(t.TempDir(), "go")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo, release := hosttest.Gate(t, "")
 	code, first := post(t, h, "/remote/tasks", fmt.Sprintf(`{"command":"cat","arguments":[%q]}`, fifo))
 	if code != 201 {
 		t.Fatalf("first = %d %v", code, first)
@@ -332,11 +322,7 @@ func TestOverload(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(b, "error") {
 		t.Errorf("third = %d %s (Retry-After %q), want 429 with Retry-After", resp.StatusCode, b, resp.Header.Get("Retry-After"))
 	}
-	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	release()
 	if res := waitTask(t, h, second["id"].(string)); res["state"] != "exited" || res["stdout"].(map[string]any)["text"] != "queued\n" {
 		t.Errorf("queued task = %v", res)
 	}
@@ -533,27 +519,11 @@ func peakRSS(t *testing.T, pid int) int64 {
 // a FIFO, and returns its id and a release func that lets it end.
 func fifoTask(t *testing.T, h *hosttest.Host) (string, func()) {
 	t.Helper()
-	fifo := filepath.Join(t.TempDir(), "gate")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo, release := hosttest.Gate(t, "")
 	code, m := post(t, h, "/remote/tasks", fmt.Sprintf(`{"command":"cat","arguments":[%q]}`, fifo))
 	if code != 201 || m["state"] != "running" {
 		t.Fatalf("the FIFO task = %d %v", code, m)
 	}
-	released := false
-	release := func() {
-		if released {
-			return
-		}
-		released = true
-		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
-	t.Cleanup(release)
 	return m["id"].(string), release
 }
 

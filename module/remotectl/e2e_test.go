@@ -12,7 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/execmod/execmod/internal/hosttest"
 	"github.com/execmod/execmod/module/client"
@@ -64,49 +63,6 @@ func downAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
-}
-
-// mkfifo makes a named pipe in dir (a fresh directory if dir is "").
-func mkfifo(t *testing.T, dir, name string) string {
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	path := filepath.Join(dir, name)
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// release opens the FIFO for writing, which blocks until a command opens
-// it to read, and writes a line: the command goes on. If no command opens
-// it within a minute (a guard against a hang, not a delay) the test fails.
-func release(t *testing.T, fifo string) {
-	t.Helper()
-	opened := make(chan error, 1)
-	go func() {
-		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-		if err == nil {
-			_, err = f.WriteString("go\n")
-			f.Close()
-		}
-		opened <- err
-	}()
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
-	select {
-	case err := <-opened:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-deadline.C:
-		// Open the read end ourselves so that the writer's open returns.
-		if r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
-			<-opened
-			r.Close()
-		}
-		t.Fatalf("no command opened %s within a minute", fifo)
-	}
 }
 
 // start runs remotectl in the background with watchable outputs.
@@ -161,12 +117,12 @@ func TestRunExitCodes(t *testing.T) {
 // a FIFO only the test can open: output is streamed live, not at the end.
 func TestRunStreamsLive(t *testing.T) {
 	agent := startAgent(t, "")
-	fifo := mkfifo(t, "", "gate")
+	fifo, release := hosttest.Gate(t, "")
 	stdout, stderr, code := start(t, nil, "run", "--agent", agent, "--shell", "--",
 		"echo first; echo warn >&2; read x < "+fifo+"; echo second")
 	stdout.waitFor(t, "first line", func(s string) bool { return s == "first\n" })
 	stderr.waitFor(t, "stderr line", func(s string) bool { return s == "warn\n" })
-	release(t, fifo)
+	release()
 	if c := <-code; c != 0 || stdout.String() != "first\nsecond\n" {
 		t.Errorf("exit %d stdout %q stderr %q", c, stdout.String(), stderr.String())
 	}
@@ -174,7 +130,7 @@ func TestRunStreamsLive(t *testing.T) {
 
 func TestDetachLogsKillWait(t *testing.T) {
 	agent := startAgent(t, "")
-	fifo := mkfifo(t, "", "gate")
+	fifo, release := hosttest.Gate(t, "")
 	r := remotectl(t, nil, "run", "--agent", agent, "--detach", "--label", "ticket=OPS-7", "--shell", "--",
 		"echo one; read x < "+fifo+"; echo two; exit 5")
 	id := strings.TrimSpace(r.stdout)
@@ -187,7 +143,7 @@ func TestDetachLogsKillWait(t *testing.T) {
 	if !regexp.MustCompile(id + `\s+running\s+\d+\s+-\s+\d+s\s+/bin/sh -c 'echo one;`).MatchString(ps.stdout) {
 		t.Errorf("ps = %d\n%s%s", ps.code, ps.stdout, ps.stderr)
 	}
-	release(t, fifo)
+	release()
 	if c := <-logsCode; c != 0 || logs.String() != "one\ntwo\n" {
 		t.Errorf("logs -f = %d %q", c, logs.String())
 	}
@@ -366,8 +322,10 @@ func TestFanOutMaxErrors(t *testing.T) {
 // and the third starts only after one of them is done.
 func TestFanOutMaxConcurrency(t *testing.T) {
 	f := startFleet(t)
+	release := map[string]func(){} // by the gate's path
 	for _, home := range f.home {
-		mkfifo(t, home, "gate")
+		path, r := hosttest.Gate(t, filepath.Join(home, "gate"))
+		release[path] = r
 	}
 	stdout, stderr, code := start(t, nil, "run", "--agents", strings.Join([]string{f.ok1, f.ok2, f.fail}, ","),
 		"--max-concurrency", "2", "--max-errors", "100%", "--shell", "--", `echo up; read x < ~/gate; echo done`)
@@ -375,14 +333,14 @@ func TestFanOutMaxConcurrency(t *testing.T) {
 	gate := func(line string) string { return filepath.Join(f.home[strings.TrimSuffix(line, ": up")], "gate") }
 	stdout.waitFor(t, "two commands up", func(s string) bool { return len(up(s)) == 2 })
 	first := up(stdout.String())
-	release(t, gate(first[0]))
+	release[gate(first[0])]()
 	stdout.waitFor(t, "the third command up", func(s string) bool { return len(up(s)) == 3 })
 	if s := stdout.String(); strings.Index(s, strings.TrimSuffix(first[0], "up")+"done") > strings.Index(s, up(s)[2]) {
 		t.Errorf("the third agent started before a slot was free:\n%s", s)
 	}
 	third := up(stdout.String())[2]
-	release(t, gate(first[1]))
-	release(t, gate(third))
+	release[gate(first[1])]()
+	release[gate(third)]()
 	if c := <-code; c != 0 {
 		t.Errorf("exit %d:\n%s", c, stderr.String())
 	}

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/execmod/execmod/internal/hosttest"
 	"github.com/execmod/execmod/module/internal/audit"
 	"github.com/execmod/execmod/module/internal/request"
@@ -63,30 +61,6 @@ func openTapped(t *testing.T, dir string, p Params) (*Service, logTap) {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, tap
-}
-
-// gate is a FIFO a task blocks on until release, which returns once the
-// task has opened it (opening a FIFO's write end waits for a reader).
-func gate(t *testing.T) (string, func()) {
-	t.Helper()
-	fifo := filepath.Join(t.TempDir(), "gate")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	release := func() {
-		if released {
-			return
-		}
-		released = true
-		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
-	t.Cleanup(release)
-	return fifo, release
 }
 
 // gated submits a task that waits for the gate, then prints "hello". Its
@@ -166,7 +140,7 @@ func TestResultHeldBackUntilWritten(t *testing.T) {
 	p.JournalReserve = 0
 	dir := t.TempDir()
 	s, tap := openTapped(t, dir, p)
-	fifo, release := gate(t)
+	fifo, release := hosttest.Gate(t, "")
 	rec := gated(t, s, fifo)
 	restore := failJournal(t, s)
 	release()
@@ -234,7 +208,7 @@ func TestHeldBackResultLostAtStop(t *testing.T) {
 	p.JournalReserve = 0
 	dir := t.TempDir()
 	s, tap := openTapped(t, dir, p)
-	fifo, release := gate(t)
+	fifo, release := hosttest.Gate(t, "")
 	rec := gated(t, s, fifo)
 	failJournal(t, s)
 	release()
@@ -273,7 +247,7 @@ func TestJournalFailureRefusesTasks(t *testing.T) {
 		t.Errorf("refused tasks are listed: %+v", recs)
 	}
 	restore()
-	fifo, release := gate(t)
+	fifo, release := hosttest.Gate(t, "")
 	busy := gated(t, s, fifo) // takes the only slot
 	failJournal(t, s)
 	if _, _, err := s.Submit(request.Command{Path: "true", Args: []string{"true"}}, "", nil); !errors.Is(err, ErrJournal) {
@@ -349,7 +323,7 @@ func TestStoreErrorInResult(t *testing.T) {
 	root := hosttest.Tmpfs(t, 4<<20)
 	p := DefaultParams()
 	s, _ := openTapped(t, root, p)
-	fifo, release := gate(t)
+	fifo, release := hosttest.Gate(t, "")
 	rec := gated(t, s, fifo)
 	free := hosttest.FillDisk(t, root)
 	release()
