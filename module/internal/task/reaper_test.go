@@ -512,10 +512,13 @@ func TestReaperOnePerProcess(t *testing.T) {
 func TestReaperPeriodicSweep(t *testing.T) {
 	r, _ := newReaper(t, 20*time.Millisecond)
 	g := newGate(t)
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	s := sh(t, `setsid -f sh -c 'echo $$ > "$0.tmp" && mv "$0.tmp" "$0"; exec sleep 300' "$1" </dev/null >/dev/null 2>&1
-		while [ ! -e "$1" ]; do :; done; cat "$1"; read x < "$0"`)
-	s.Args = append(s.Args, g.path, pidFile)
+	// The subshell prints its background child's pid and exits, which
+	// orphans the child. Its pid is known before it is an escapee: one
+	// that had to report its own pid could be swept before it did.
+	// (setsid(1) does not fork here: without job control the child does
+	// not lead a process group.)
+	s := sh(t, `(setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!); read x < "$0"`)
+	s.Args = append(s.Args, g.path)
 	s.Reaper = r
 	tk := start(t, s)
 	pid := pidsOf(t, waitOutput(t, tk.Stdout(), "\n"))[0]
