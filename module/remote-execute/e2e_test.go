@@ -205,3 +205,42 @@ func TestHostKilledNoSessionMemberSurvives(t *testing.T) {
 	waitFds(t, map[int]int{pid: fd}, "the setpgid job after kill -9 of the host")
 	unix.Close(fd)
 }
+
+// A host started under nohup (here: sh's trap '' for SIGHUP and SIGINT,
+// then exec) passes those ignores to its module; the module's commands
+// start with none ignored, and a command's HUP trap works.
+func TestCommandsGetDefaultSignals(t *testing.T) {
+	wrapper := filepath.Join(t.TempDir(), "modhost-nohup")
+	script := fmt.Sprintf("#!/bin/sh\ntrap '' HUP INT\nexec %q \"$@\"\n", filepath.Join(bins, "modhost"))
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := hosttest.Start(t, wrapper, nil, "--modules="+remoteJSON())
+	// The host, a Go program that does not catch SIGHUP, still ignores it.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.Cmd.Process.Pid))
+	if m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(b); err != nil || m == nil || !hasBit(string(m[1]), 1) {
+		t.Fatalf("the host does not ignore SIGHUP (%v): the test's set-up failed", err)
+	}
+	code, task := post(t, h, "/remote/tasks?wait=60s", `{"command":"grep '^SigIgn:' /proc/self/status","shell":true}`)
+	if code != 201 || task["state"] != "exited" {
+		t.Fatalf("= %d %v", code, task)
+	}
+	if got := task["stdout"].(map[string]any)["text"]; got != "SigIgn:\t0000000000000000\n" {
+		t.Errorf("a command of a host under nohup: %q, want no signal ignored", got)
+	}
+	_, task = post(t, h, "/remote/tasks", `{"command":"trap 'echo got HUP; exit 3' HUP; echo ready; while :; do sleep 1; done","shell":true}`)
+	id := task["id"].(string)
+	waitLine(t, h, id, "ready\n")
+	if code, m := post(t, h, "/remote/tasks/"+id+"/signal", `{"signal":"SIGHUP","scope":"leader"}`); code != 200 {
+		t.Fatalf("signal = %d %v", code, m)
+	}
+	if res := waitTask(t, h, id); res["state"] != "exited" || res["result"].(map[string]any)["exitCode"] != 3.0 {
+		t.Errorf("after SIGHUP: %v", res)
+	}
+}
+
+// hasBit reports whether bit n (1 = SIGHUP) is set in the hex mask s.
+func hasBit(s string, n uint) bool {
+	v, err := strconv.ParseUint(s, 16, 64)
+	return err == nil && v&(1<<(n-1)) != 0
+}

@@ -22,7 +22,9 @@
 // kills send SIGTERM to the group, then SIGKILL after the grace period.
 // (Being a session of its own, a command has no controlling terminal and
 // its group is orphaned: SIGTSTP, SIGTTIN and SIGTTOU sent through
-// /signal do not stop it by default; SIGSTOP does.)
+// /signal do not stop it by default; SIGSTOP does.) Commands start with
+// every signal at its default action, even when the module inherited
+// one ignored (a host started under nohup ignores SIGHUP).
 // What a command starts that leaves the group (a daemon that calls
 // setsid) is killed once it is orphaned, and by the end of its task at
 // the latest: the module is a child subreaper (task.Reaper) and logs each
@@ -85,6 +87,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
@@ -142,6 +145,13 @@ func (m *module) Provision(_ context.Context, env sdk.Env) error {
 		env.Logger.Info("authorizing requests with the --acls policy", "rules", n, "permissive", a.Permissive)
 	} else {
 		env.Logger.Info("no --acls: every principal may run any command (audited)")
+	}
+	// A module started under nohup, or from a shell's background job,
+	// inherited SIGHUP or SIGINT ignored; its commands get them back.
+	if sigs, err := task.DefaultSignals(); err != nil {
+		env.Logger.Warn("commands may inherit signals this module ignores", "error", err)
+	} else if len(sigs) > 0 {
+		env.Logger.Info("commands get the default action of signals this module inherited ignored", "signals", fmt.Sprint(sigs))
 	}
 	if m.reap {
 		// The reaper kills what a command started that left its group.

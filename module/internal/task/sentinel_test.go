@@ -23,7 +23,8 @@ const childEnv = "TASK_TEST_CHILD"
 
 // TestMain lets the test binary impersonate the processes the tests need:
 // a sentinel (re-executed by StartSentinel), a service that starts a task
-// and is then killed, and a command that maps memory.
+// and is then killed, a command that maps memory, and a service started
+// with signals ignored (see TestDefaultSignals).
 func TestMain(m *testing.M) {
 	if IsSentinel() {
 		os.Exit(RunSentinel(os.Stdin, os.Stderr))
@@ -42,6 +43,8 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "service":
 		os.Exit(fakeService())
+	case "signals":
+		os.Exit(signalsChild())
 	}
 	os.Exit(2)
 }
