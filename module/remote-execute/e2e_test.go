@@ -206,7 +206,7 @@ func TestHostKilledNoSessionMemberSurvives(t *testing.T) {
 	unix.Close(fd)
 }
 
-// A host started under nohup (here: sh's trap '' for SIGHUP and SIGINT,
+// A host started under nohup (here: sh's empty trap for SIGHUP and SIGINT,
 // then exec) passes those ignores to its module; the module's commands
 // start with none ignored, and a command's HUP trap works.
 func TestCommandsGetDefaultSignals(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 // background job) runs its commands with them ignored, until it calls
 // DefaultSignals; then with none ignored. (An inherited SIGQUIT ignore
 // the Go runtime already undoes for children: it always catches SIGQUIT.)
-// The service is the test binary, started through sh's trap ''.
+// The service is the test binary, started by sh after an empty trap.
 func TestDefaultSignals(t *testing.T) {
 	t.Parallel()
 	cmd := exec.Command("/bin/sh", "-c", `trap '' HUP INT QUIT; exec "$0"`, os.Args[0])
