@@ -26,30 +26,46 @@ import (
 // action in every child it forks, and this process goes on ignoring the
 // signal. Dispositions are the process's: call it once, before the first
 // Start. It reads the kernel's list of ignored signals, /proc/self/status
-// SigIgn; without it, it does nothing and returns the error.
+// SigIgn, before and after; without it, it does nothing and returns the
+// error. Signals 32 and 33 are left as they are: the C library reserves
+// them for itself (thread cancellation, set*id across threads) and the Go
+// runtime cannot catch them.
 func DefaultSignals() ([]syscall.Signal, error) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return nil, fmt.Errorf("task: signal dispositions: %w", err)
-	}
-	mask, err := sigIgn(b)
+	mask, err := ignoredSignals()
 	if err != nil {
 		return nil, err
 	}
 	var sigs []syscall.Signal
 	var osSigs []os.Signal
-	for n := 1; n < 64; n++ {
-		s := syscall.Signal(n)
-		if mask&(1<<(n-1)) == 0 || s == syscall.SIGKILL || s == syscall.SIGSTOP {
+	for n := 1; n <= 64; n++ {
+		if mask&(1<<(n-1)) == 0 {
 			continue
 		}
-		sigs = append(sigs, s)
-		osSigs = append(osSigs, s)
+		sigs = append(sigs, syscall.Signal(n))
+		osSigs = append(osSigs, syscall.Signal(n))
 	}
-	if len(osSigs) > 0 {
-		signal.Notify(make(chan os.Signal, 1), osSigs...)
+	if len(osSigs) == 0 {
+		return nil, nil
+	}
+	signal.Notify(make(chan os.Signal, 1), osSigs...)
+	if left, err := ignoredSignals(); err != nil || left != 0 {
+		return sigs, fmt.Errorf("task: signals still ignored (SigIgn %#x): %v", left, err)
 	}
 	return sigs, nil
+}
+
+// libcSignals are the signals DefaultSignals leaves alone: 32 and 33.
+const libcSignals = 1<<(32-1) | 1<<(33-1)
+
+// ignoredSignals is this process's SigIgn mask without SIGKILL, SIGSTOP
+// (never ignored) and libcSignals.
+func ignoredSignals() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("task: signal dispositions: %w", err)
+	}
+	mask, err := sigIgn(b)
+	return mask &^ (libcSignals | 1<<(syscall.SIGKILL-1) | 1<<(syscall.SIGSTOP-1)), err
 }
 
 // sigIgn returns the SigIgn mask of a /proc/<pid>/status.

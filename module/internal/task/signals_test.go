@@ -12,7 +12,8 @@ import (
 
 // A service started with SIGHUP and SIGINT ignored (nohup, a shell's
 // background job) runs its commands with them ignored, until it calls
-// DefaultSignals; then with none ignored. (An inherited SIGQUIT ignore
+// DefaultSignals; then with none ignored (signals 32 and 33 aside, which
+// the shell that started the test may ignore). (An inherited SIGQUIT ignore
 // the Go runtime already undoes for children: it always catches SIGQUIT.)
 // The service is the test binary, started by sh after an empty trap.
 func TestDefaultSignals(t *testing.T) {
@@ -33,8 +34,8 @@ func TestDefaultSignals(t *testing.T) {
 	if before&want != want {
 		t.Fatalf("a command started before DefaultSignals ignores %#x, want at least %#x (HUP, INT): the test's set-up failed", before, want)
 	}
-	if after != 0 {
-		t.Errorf("a command started after DefaultSignals ignores %#x, want none", after)
+	if after&^libcSignals != 0 {
+		t.Errorf("a command started after DefaultSignals ignores %#x, want none (but maybe 32 and 33)", after)
 	}
 	for _, s := range []string{"hangup", "interrupt"} {
 		if !strings.Contains(defaulted, s) {
