@@ -83,8 +83,10 @@ type reply struct {
 
 // do sends a request (body JSON-encoded unless nil or []byte) and reads the
 // whole answer. An error means there was no complete, valid HTTP answer.
-func (a *api) do(ctx context.Context, timeout time.Duration, method, path string, body any) (reply, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// A request that the soak itself abandons (parent is done: the run is
+// ending) is not recorded: it says nothing about the system.
+func (a *api) do(parent context.Context, timeout time.Duration, method, path string, body any) (reply, error) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -113,12 +115,17 @@ func (a *api) do(ctx context.Context, timeout time.Duration, method, path string
 	resp, err := a.hc.Do(req)
 	if err != nil {
 		ex.End, ex.Err = time.Now(), err.Error()
-		a.rec.add(ex)
+		if parent.Err() == nil {
+			a.rec.add(ex)
+		}
 		return reply{}, err
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	resp.Body.Close()
 	ex.End, ex.Status = time.Now(), resp.StatusCode
+	if err != nil && parent.Err() != nil {
+		return reply{}, err
+	}
 	if err != nil {
 		ex.Err = "body: " + err.Error()
 	} else if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" && resp.StatusCode != http.StatusNoContent && !json.Valid(b) {
