@@ -70,8 +70,13 @@ check:
 proto:
 	scripts/proto.sh
 
-## bench: the benchmark report (ratios against floors measured in the same run)
+## bench: the benchmark report (ratios against floors measured in the same run; installs Debian's openssh for the ssh comparison if missing)
 bench:
+	@if ! command -v ssh >/dev/null 2>&1 || ! [ -x /usr/sbin/sshd ]; then \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing openssh-server openssh-client (the bench starts its own sshd on loopback)"; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null; \
+	fi
 	$(GO) run ./bench $(ARGS)
 
 ## soak: the soak/chaos run: the real host and module under load and faults, invariants checked (about 7 minutes; SOAK_ARGS=-seed=N repeats a run)
