@@ -246,7 +246,8 @@ type benchHost struct {
 	cmd      *exec.Cmd
 	lines    chan string
 	work     string
-	firstPid int // the module's pid at start
+	keep     bool // stop leaves work in place
+	firstPid int  // the module's pid at start
 }
 
 // startHost runs bin/modhost with the hello module on a free port and
@@ -320,5 +321,7 @@ func (h *benchHost) wait(re *regexp.Regexp) ([]string, error) {
 func (h *benchHost) stop() {
 	_ = h.cmd.Process.Signal(syscall.SIGTERM)
 	_ = h.cmd.Wait()
-	os.RemoveAll(h.work)
+	if !h.keep {
+		os.RemoveAll(h.work)
+	}
 }
