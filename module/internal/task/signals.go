@@ -16,9 +16,10 @@ import (
 // A signal ignored at exec stays ignored in the new program, and POSIX
 // shells may not even trap it. So a service started under nohup would
 // run every command with SIGHUP ignored, and one started from a shell's
-// background job would run them with SIGINT and SIGQUIT ignored: a
-// `trap ... HUP` in a command would never fire, and a SIGHUP or SIGINT
-// sent through the service would do nothing. sshd and login shells give
+// background job would run them with SIGINT ignored (and SIGQUIT, but the
+// Go runtime resets that one itself): a `trap ... HUP` in a command would
+// never fire, and a SIGHUP or SIGINT sent through the service would do
+// nothing. sshd and login shells give
 // their commands the default actions; so does this.
 //
 // It works by having the Go runtime catch each of those signals (into a
@@ -30,28 +31,26 @@ import (
 // error. Signals 32 and 33 are left as they are: the C library reserves
 // them for itself (thread cancellation, set*id across threads) and the Go
 // runtime cannot catch them.
-func DefaultSignals() ([]syscall.Signal, error) {
+func DefaultSignals() ([]os.Signal, error) {
 	mask, err := ignoredSignals()
 	if err != nil {
 		return nil, err
 	}
-	var sigs []syscall.Signal
-	var osSigs []os.Signal
+	var sigs []os.Signal
 	for n := 1; n <= 64; n++ {
-		if mask&(1<<(n-1)) == 0 {
-			continue
+		if mask&(1<<(n-1)) != 0 {
+			sigs = append(sigs, syscall.Signal(n))
 		}
-		sigs = append(sigs, syscall.Signal(n))
-		osSigs = append(osSigs, syscall.Signal(n))
 	}
-	if len(osSigs) == 0 {
+	if len(sigs) == 0 {
 		return nil, nil
 	}
-	signal.Notify(make(chan os.Signal, 1), osSigs...)
-	if left, err := ignoredSignals(); err != nil || left != 0 {
-		return sigs, fmt.Errorf("task: signals still ignored (SigIgn %#x): %v", left, err)
+	signal.Notify(make(chan os.Signal, 1), sigs...)
+	left, err := ignoredSignals()
+	if err == nil && left != 0 {
+		err = fmt.Errorf("task: signals still ignored after DefaultSignals: SigIgn %#x", left)
 	}
-	return sigs, nil
+	return sigs, err
 }
 
 // libcSignals are the signals DefaultSignals leaves alone: 32 and 33.
