@@ -218,7 +218,7 @@ func TestCommandsGetDefaultSignals(t *testing.T) {
 	h := hosttest.Start(t, wrapper, nil, "--modules="+remoteJSON())
 	// The host, a Go program that does not catch SIGHUP, still ignores it.
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.Cmd.Process.Pid))
-	if m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(b); err != nil || m == nil || !hasBit(string(m[1]), 1) {
+	if mask, ok := sigIgn(string(b)); err != nil || !ok || mask&1 == 0 {
 		t.Fatalf("the host does not ignore SIGHUP (%v): the test's set-up failed", err)
 	}
 	code, task := post(t, h, "/remote/tasks?wait=60s", `{"command":"grep '^SigIgn:' /proc/self/status","shell":true}`)
@@ -227,7 +227,7 @@ func TestCommandsGetDefaultSignals(t *testing.T) {
 	}
 	// Signals 32 and 33 are the C library's, left as they are.
 	got, _ := task["stdout"].(map[string]any)["text"].(string)
-	if mask, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(got, "SigIgn:")), 16, 64); err != nil || mask&^(1<<31|1<<32) != 0 {
+	if mask, ok := sigIgn(got); !ok || mask&^(1<<31|1<<32) != 0 {
 		t.Errorf("a command of a host under nohup: %q, want no signal ignored", got)
 	}
 	_, task = post(t, h, "/remote/tasks", `{"command":"trap 'echo got HUP; exit 3' HUP; echo ready; while :; do sleep 1; done","shell":true}`)
@@ -241,8 +241,12 @@ func TestCommandsGetDefaultSignals(t *testing.T) {
 	}
 }
 
-// hasBit reports whether bit n (1 = SIGHUP) is set in the hex mask s.
-func hasBit(s string, n uint) bool {
-	v, err := strconv.ParseUint(s, 16, 64)
-	return err == nil && v&(1<<(n-1)) != 0
+// sigIgn is the SigIgn mask (bit 0: SIGHUP) of a /proc/<pid>/status text.
+func sigIgn(status string) (uint64, bool) {
+	m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindStringSubmatch(status)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(m[1], 16, 64)
+	return v, err == nil
 }
